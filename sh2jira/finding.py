@@ -8,6 +8,7 @@ cannot be ticketed with a `FindingError` that names the finding and the reason.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -201,9 +202,13 @@ def _product_from_arn(arn: str) -> str:
     return tail[-1] if len(tail) == 2 else arn
 
 
+_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d+$")
+
+
 def _region_from_arn(arn: str) -> str:
-    parts = arn.split(":")
-    return parts[3] if len(parts) > 5 else ""
+    # The region is normally the 4th field; some real ARNs carry an extra colon, so take the first field
+    # after the partition that looks like a region.
+    return next((p for p in arn.split(":")[2:6] if _REGION.match(p)), "")
 
 
 def _severity_label(p: _Reader) -> str:

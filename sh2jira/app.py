@@ -1,0 +1,88 @@
+"""Wiring: a validated Config → the adapters → a Syncer. Built once at start, like a server's Config."""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TextIO
+
+import boto3
+
+from .config import Config
+from .jira_sink import JiraSetupError, JiraSink, connect
+from .ledger import Ledger, SqliteLedger
+from .rulebook import Rulebook
+from .securityhub import SecurityHub, client_factory
+from .sync import Syncer, SyncOptions
+
+
+class SetupError(RuntimeError):
+    """Something outside the config stops sh2jira from starting (missing secret, Jira mismatch)."""
+
+
+def jira_token(cfg: Config, environ: dict[str, str] | None = None) -> str:
+    env = os.environ if environ is None else environ
+    token = env.get(cfg.jira.token_env, "")
+    if not token:
+        raise SetupError(f"the Jira token is not set: export it in the environment variable {cfg.jira.token_env} "
+                         "(named by jira.token_env)")
+    return token
+
+
+def rulebook_targets(rulebook: Rulebook) -> tuple[dict[str, set[str]], set[str]]:
+    """Every (project → issue types) and priority name the rulebook can produce, for the start-up check."""
+    projects: dict[str, set[str]] = defaultdict(set)
+    priorities: set[str] = set()
+    routes = [r for c in rulebook._plan if c.rule.action != "skip" for r in c.routes.values()]
+    if rulebook.unmatched == "ticket":
+        routes += list(rulebook._unmatched_routes.values())
+    for route in routes:
+        projects[route.project].add(route.issue_type)
+        priorities.add(route.priority)
+    return dict(projects), priorities
+
+
+def open_jira(cfg: Config, token: str, *, check: bool = True) -> JiraSink:
+    client = connect(cfg.jira.url, user=cfg.jira.user, token=token, flavour=cfg.jira.flavour,
+                     timeout=cfg.jira.timeout_seconds, verify_tls=cfg.jira.verify_tls)
+    sink = JiraSink(client)
+    if check:
+        projects, priorities = rulebook_targets(cfg.rulebook)
+        sink.check(projects, priorities)
+    return sink
+
+
+def open_hub(cfg: Config, session: boto3.session.Session | None = None) -> SecurityHub:
+    sh = cfg.securityhub
+    clients = client_factory(endpoint_url=sh.endpoint_url, retry_mode=sh.retry_mode, max_attempts=sh.max_attempts,
+                             session=session)
+    return SecurityHub(clients, page_size=sh.page_size)
+
+
+def open_ledger(cfg: Config, *, dry_run: bool = False) -> Ledger:
+    path = cfg.ledger.path
+    if dry_run and not os.path.exists(path):
+        return SqliteLedger(":memory:")  # a dry run writes no file
+    return SqliteLedger(path)
+
+
+def sync_options(cfg: Config, *, dry_run: bool = False) -> SyncOptions:
+    sh = cfg.securityhub
+    return SyncOptions(regions=list(sh.regions), lookback=timedelta(days=sh.first_run_lookback_days),
+                       overlap=timedelta(minutes=sh.overlap_minutes), link_back=sh.link_back,
+                       remote_links=cfg.jira.remote_links, dry_run=dry_run)
+
+
+def build_syncer(cfg: Config, *, dry_run: bool = False, out: TextIO | None = None,
+                 session: boto3.session.Session | None = None, environ: dict[str, str] | None = None,
+                 now: Callable[[], datetime] | None = None, **_: Any) -> Syncer:
+    """Everything a cycle needs, checked: the secret, Jira's projects/types/priorities, the ledger."""
+    token = jira_token(cfg, environ)
+    try:
+        sink = open_jira(cfg, token)
+    except JiraSetupError as exc:
+        raise SetupError(str(exc)) from None
+    return Syncer(cfg.rulebook, open_hub(cfg, session), sink, open_ledger(cfg, dry_run=dry_run),
+                  sync_options(cfg, dry_run=dry_run), now=now or (lambda: datetime.now(UTC)), out=out)

@@ -1,0 +1,317 @@
+"""The admin's one config file: pydantic models, loading, and errors that point at the line to fix.
+
+The models are the single source of truth: `load_config` validates with them and `config_json_schema`
+derives the JSON Schema editors use from them. Every problem is reported at once, each as
+`<file>:<line>: <dotted.key.path>: <what is wrong>`, so a broken config costs one edit round, not ten.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+
+from .rulebook import (
+    ACCOUNT_PATTERN,
+    FIELD_ID_PATTERN,
+    LABEL_PATTERN,
+    PROJECT_PATTERN,
+    REGION_PATTERN,
+    FieldError,
+    RegionName,
+    Rulebook,
+    Section,
+)
+from .yamlsource import KeyPath, SourceDoc, YamlError, load_yaml
+
+URL_PATTERN = r"^https?://[^\s/]+(/\S*)?$"
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_PATTERN_HINTS = {
+    LABEL_PATTERN: "is not a valid Jira label (labels cannot contain spaces)",
+    PROJECT_PATTERN: "is not a Jira project key (upper-case letters, digits and _, starting with a letter)",
+    FIELD_ID_PATTERN: "is not a Jira field id (like customfield_10010)",
+    ACCOUNT_PATTERN: "is not a 12-digit AWS account id",
+    REGION_PATTERN: "is not an AWS region name (like eu-west-1)",
+    URL_PATTERN: "is not an http(s) URL",
+    ENV_NAME_PATTERN: "is not an environment variable name (give the variable's name, never the token)",
+}
+Url = Annotated[str, StringConstraints(pattern=URL_PATTERN)]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the configuration and where it is."""
+
+    file: str
+    line: int | None
+    path: str
+    message: str
+    column: int | None = None
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}" + (f":{self.column}" if self.column is not None else "")
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message lists every problem, one per line."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+def _unique(values: list[str]) -> list[str]:
+    for i, value in enumerate(values):
+        if value in values[:i]:
+            raise FieldError((i,), f"{value!r} is given twice")
+    return values
+
+
+class SecurityHubConfig(Section):
+    """Where and how findings are read from Security Hub (CSPM, ASFF)."""
+
+    model_config = ConfigDict(json_schema_extra={
+        "if": {"properties": {"aggregation": {"const": True}}, "required": ["aggregation"]},
+        "then": {"properties": {"regions": {"maxItems": 1}}}})
+
+    regions: Annotated[list[RegionName], AfterValidator(_unique)] = Field(
+        min_length=1, json_schema_extra={"uniqueItems": True},
+        description="Regions read; with aggregation: true exactly one, the aggregation home region.")
+    aggregation: bool = Field(default=False, description="Cross-region aggregation on: read the home region.")
+    endpoint_url: Url | None = Field(default=None, description=(
+        "Normally unset: boto3 honours AWS_ENDPOINT_URL_SECURITYHUB."))
+    first_run_lookback_days: int = Field(default=30, ge=1, le=90, description="The first run's look-back.")
+    overlap_minutes: int = Field(default=10, ge=0, le=1440, description="Re-read window behind the cursor.")
+    page_size: int = Field(default=100, ge=1, le=100, description="GetFindings MaxResults.")
+    link_back: Literal["full", "status-only", "off"] = Field(default="full", description=(
+        "full: Workflow NOTIFIED + note + issue key in UserDefinedFields; status-only: Workflow only; off."))
+    retry_mode: Literal["standard", "adaptive"] = Field(default="standard", description="botocore retry mode")
+    max_attempts: int = Field(default=8, ge=1, le=20, description="botocore attempts, first call included.")
+
+    @model_validator(mode="after")
+    def _aggregation_reads_one_region(self) -> SecurityHubConfig:
+        if self.aggregation and len(self.regions) != 1:
+            raise FieldError(("regions",), "with aggregation: true give exactly one region (the home region, "
+                             f"which returns the findings of all linked regions), not {len(self.regions)}")
+        return self
+
+
+class JiraConfig(Section):
+    """How to reach Jira (Cloud or Data Center). The token itself is read from the environment."""
+
+    model_config = ConfigDict(json_schema_extra={"allOf": [
+        {"if": {"properties": {"flavour": {"const": "cloud"}}, "required": ["flavour"]},
+         "then": {"required": ["user"], "properties": {"user": {"minLength": 1}}}},
+        {"if": {"properties": {"flavour": {"const": "datacenter"}}, "required": ["flavour"]},
+         "then": {"properties": {"user": {"maxLength": 0}}}}]})
+
+    url: Url = Field(description="Base URL of the site, e.g. https://example.atlassian.net.")
+    flavour: Literal["auto", "cloud", "datacenter"] = Field(default="auto", description="auto: serverInfo.")
+    user: str = Field(default="", description="Cloud: the account e-mail. Data Center: empty (PAT).")
+    token_env: Annotated[str, StringConstraints(pattern=ENV_NAME_PATTERN)] = Field(
+        "SH2JIRA_JIRA_TOKEN", description="Name of the environment variable holding the API token / PAT.")
+    timeout_seconds: float = Field(default=30.0, gt=0, le=300, description="Per-request timeout.")
+    verify_tls: bool = True
+    remote_links: bool = Field(default=False, description="A remote link to the finding (a call per issue).")
+    bulk_size: int = Field(default=50, ge=1, le=50, description="Issues per bulk create (Jira: at most 50).")
+
+    @model_validator(mode="after")
+    def _user_fits_flavour(self) -> JiraConfig:
+        if self.flavour == "cloud" and not self.user:
+            raise FieldError(("user",), "Jira Cloud needs the account e-mail as user (basic auth)")
+        if self.flavour == "datacenter" and self.user:
+            raise FieldError(("user",), "Data Center uses a Personal Access Token (Bearer): leave user empty")
+        return self
+
+
+class LedgerConfig(Section):
+    """Our own finding → issue ledger (SQLite)."""
+
+    path: Path = Field(default=Path("sh2jira.sqlite3"), strict=False, description=(
+        "SQLite file; a relative path is relative to the config file's folder (load_config resolves it)."))
+
+
+class RunConfig(Section):
+    """Long-running mode."""
+
+    interval_seconds: int = Field(default=300, ge=10, description="Time between cycles.")
+
+
+class Config(Section):
+    """The whole sh2jira configuration."""
+
+    securityhub: SecurityHubConfig
+    jira: JiraConfig
+    ledger: LedgerConfig = Field(default_factory=LedgerConfig)
+    run: RunConfig = Field(default_factory=RunConfig)
+    rulebook: Rulebook = Field(description="Inline, or the path of a YAML file (relative to this one).")
+
+
+def config_json_schema() -> dict[str, Any]:
+    """JSON Schema of the config file (for editors), generated from the models."""
+    schema = Config.model_json_schema()
+    inline = schema["properties"]["rulebook"]
+    schema["properties"]["rulebook"] = {
+        "description": inline.pop("description", ""),
+        "anyOf": [inline, {"type": "string", "minLength": 1, "description": "Path of a rulebook YAML file."}]}
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+
+
+def rulebook_json_schema() -> dict[str, Any]:
+    """JSON Schema of a separate rulebook file."""
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **Rulebook.model_json_schema()}
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read, validate and resolve the config (and its rulebook file, if any); raise ConfigError."""
+    path = Path(path)
+    try:
+        doc = load_yaml(path)
+    except YamlError as exc:
+        raise ConfigError([_yaml_problem(exc)]) from None
+    mounts: list[tuple[KeyPath, SourceDoc]] = [((), doc)]
+    data = doc.data
+    if isinstance(data, dict) and isinstance(data.get("rulebook"), str):
+        ref = data["rulebook"]
+        try:
+            rulebook_doc = load_yaml(path.parent / ref)
+        except YamlError as exc:
+            if exc.line is None:
+                raise ConfigError([Problem(doc.name, doc.line_of(("rulebook",)), "rulebook",
+                                           f"rulebook file {ref!r}: {exc.reason}")]) from None
+            raise ConfigError([_yaml_problem(exc)]) from None
+        data = {**data, "rulebook": rulebook_doc.data}
+        mounts.insert(0, (("rulebook",), rulebook_doc))
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as exc:
+        problems = [_problem(error, mounts) for error in exc.errors()]
+        raise ConfigError(sorted(problems, key=lambda p: (p.file != doc.name, p.file, p.line or 0))) from None
+    ledger = cfg.ledger.model_copy(update={"path": path.parent.resolve() / cfg.ledger.path})
+    return cfg.model_copy(update={"ledger": ledger})
+
+
+def _yaml_problem(exc: YamlError) -> Problem:
+    return Problem(exc.file, exc.line, "", exc.reason, column=exc.column)
+
+
+def _problem(error: Any, mounts: list[tuple[KeyPath, SourceDoc]]) -> Problem:
+    """A pydantic error as a Problem: its loc mapped to file and line, its message made plain."""
+    loc: list[str | int] = list(error["loc"])
+    is_key = bool(loc) and loc[-1] == "[key]"
+    if is_key:
+        loc.pop()
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, FieldError):
+        loc.extend(cause.path)
+    for prefix, source in mounts:
+        if tuple(loc[:len(prefix)]) == prefix:
+            line = source.line_of(tuple(loc[len(prefix):]))
+            return Problem(source.name, line, _dotted(loc) or "(top level)", _message(error, loc, is_key))
+    raise AssertionError("the root mount always matches")  # pragma: no cover
+
+
+def _dotted(loc: Sequence[str | int]) -> str:
+    out = ""
+    for item in loc:
+        if isinstance(item, int):
+            out += f"[{item}]"
+        elif item.replace("_", "").replace("-", "").isalnum():
+            out += f".{item}" if out else item
+        else:
+            out += f"[{item!r}]"
+    return out
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing (null or empty)"
+    names = {bool: "true/false", int: "a number", float: "a number", str: "text", list: "a list",
+             dict: "a mapping"}
+    shown = f" {value!r}" if isinstance(value, str | int | float) and len(repr(value)) <= 60 else ""
+    return f"{names.get(type(value), type(value).__name__)}{shown}"
+
+
+def _message(error: Any, loc: Sequence[str | int], is_key: bool) -> str:
+    kind, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        model = _model_at(loc[:-1])
+        allowed = sorted(model.model_fields) if model else []
+        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        return "unknown key" + (f"; did you mean {close[0]!r}?" if close else
+                                f" (allowed here: {', '.join(allowed)})" if allowed else "")
+    if kind == "literal_error":
+        choices = ctx.get("expected", "").replace("'", "").replace(" or ", ", ")
+        return f"{value!r} is not one of {choices}"
+    if kind in ("value_error", "assertion_error"):
+        return str(ctx.get("error", error["msg"]))
+    if kind == "string_pattern_mismatch":
+        pattern = ctx.get("pattern", "")
+        hint = _PATTERN_HINTS.get(pattern, f"does not match {pattern!r}")
+        if pattern == ENV_NAME_PATTERN:  # what was given may well be the token itself: never echo it
+            return hint
+        return f"{'key ' if is_key else ''}{value!r} {hint}"
+    if kind in ("too_short", "string_too_short") and ctx.get("min_length") == 1:
+        return "must not be empty" + (" (leave the key out to match anything)" if kind == "too_short" else "")
+    if kind in ("too_long", "string_too_long"):
+        size = ctx.get("actual_length", len(value) if isinstance(value, str | list | dict) else "?")
+        unit = "characters" if kind == "string_too_long" else "items"
+        return f"has {size} {unit}, at most {ctx.get('max_length')} allowed"
+    bound = {"greater_than_equal": (">=", "ge"), "less_than_equal": ("<=", "le"), "greater_than": (">", "gt"),
+             "less_than": ("<", "lt")}.get(kind)
+    if bound is not None:
+        return f"must be {bound[0]} {ctx.get(bound[1]):g}, got {value!r}"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"must be a mapping (key: value), got {_kind(value)}"
+    if kind == "list_type":
+        return f"must be a list (e.g. [a, b]), got {_kind(value)}"
+    if kind == "string_type" and isinstance(value, int | float) and not isinstance(value, bool):
+        return f"must be text, got a number; quote it: '{value}'"
+    if kind in ("string_type", "int_type", "bool_type", "float_type"):
+        wanted = {"string_type": "text", "int_type": "a whole number", "bool_type": "true or false",
+                  "float_type": "a number"}[kind]
+        return f"must be {wanted}, got {_kind(value)}"
+    return f"{error['msg']}, got {_kind(value)}"
+
+
+def _model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
+    """The model class that validates the mapping at `loc` (for 'did you mean' on unknown keys)."""
+    current: Any = Config
+    for item in loc:
+        model = _inner_model(current)
+        if model is None:
+            return None
+        if isinstance(item, int):
+            continue
+        if item not in model.model_fields:
+            return None
+        current = model.model_fields[item].annotation
+    return _inner_model(current)
+
+
+def _inner_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None

@@ -1,0 +1,245 @@
+"""The ledger: sh2jira's only local state — which issue belongs to which finding, and what was last written.
+
+Dedup cannot rest on Jira search (Cloud search lags), so every create is recorded here first as an intent
+(`state="creating"`), then as `open` with its issue key once Jira answered. The interface is small so that a
+shared backend (DynamoDB, for several replicas) can stand in for SQLite later.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Protocol
+
+# Ledger states of a tracked finding.
+CREATING = "creating"  # intent recorded, no issue key known yet
+OPEN = "open"  # the issue exists and sh2jira considers it open
+CLOSED = "closed"  # the issue is done (resolved by sh2jira or by a triager)
+FAILED = "failed"  # Jira rejected the create (a definite answer): retried when the finding is read again
+SUPERSEDED = "superseded"  # a newer finding (consolidated-controls switch) took over this one's issue
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One tracked finding. `key` is FindingKey.digest."""
+
+    key: str
+    product_arn: str
+    finding_id: str
+    state: str
+    alias: str = ""
+    region: str = ""
+    issue_key: str = ""
+    issue_id: str = ""
+    project: str = ""
+    fingerprint: str = ""
+    severity: str = ""
+    priority: str = ""
+    labels: tuple[str, ...] = ()
+    finding_updated_at: str = ""
+    linkback_pending: bool = False
+    linkback_issue: str = ""
+    attempts: int = 0
+    changed_at: float = field(default_factory=time.time)
+
+    def with_(self, **changes: object) -> Entry:
+        return replace(self, changed_at=time.time(), **changes)  # type: ignore[arg-type]
+
+
+class Ledger(Protocol):
+    """What the sync needs from a state store."""
+
+    def get(self, keys: Iterable[str]) -> dict[str, Entry]: ...
+    def by_alias(self, aliases: Iterable[str]) -> dict[str, Entry]: ...
+    def by_issue(self, issue_keys: Iterable[str]) -> dict[str, Entry]: ...
+    def put(self, entries: Iterable[Entry]) -> None: ...
+    def in_state(self, state: str) -> list[Entry]: ...
+    def pending_linkbacks(self, after: str = "", limit: int = 1000) -> list[Entry]: ...
+    def linkback_done(self, done: Iterable[tuple[str, str]]) -> None: ...
+    def linkback_failed(self, keys: Iterable[str], give_up_after: int) -> list[str]: ...
+    def delete(self, keys: Iterable[str]) -> None: ...
+    def cursor(self, name: str) -> str | None: ...
+    def set_cursor(self, name: str, value: str) -> None: ...
+    def count(self) -> int: ...
+    def close(self) -> None: ...
+
+
+_COLUMNS = [f.name for f in fields(Entry)]
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    key TEXT PRIMARY KEY,
+    product_arn TEXT NOT NULL,
+    finding_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    alias TEXT NOT NULL DEFAULT '',
+    region TEXT NOT NULL DEFAULT '',
+    issue_key TEXT NOT NULL DEFAULT '',
+    issue_id TEXT NOT NULL DEFAULT '',
+    project TEXT NOT NULL DEFAULT '',
+    fingerprint TEXT NOT NULL DEFAULT '',
+    severity TEXT NOT NULL DEFAULT '',
+    priority TEXT NOT NULL DEFAULT '',
+    labels TEXT NOT NULL DEFAULT '[]',
+    finding_updated_at TEXT NOT NULL DEFAULT '',
+    linkback_pending INTEGER NOT NULL DEFAULT 0,
+    linkback_issue TEXT NOT NULL DEFAULT '',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    changed_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS entries_alias ON entries(alias) WHERE alias != '';
+CREATE INDEX IF NOT EXISTS entries_issue ON entries(issue_key) WHERE issue_key != '';
+CREATE INDEX IF NOT EXISTS entries_state ON entries(state);
+CREATE INDEX IF NOT EXISTS entries_linkback ON entries(linkback_pending) WHERE linkback_pending = 1;
+CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+_CHUNK = 500  # SQLite's bound-parameter limit is far above this; keeps IN lists cheap
+
+
+class SqliteLedger:
+    """The embedded ledger: one SQLite file in WAL mode, safe across threads and kill -9."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._shared: sqlite3.Connection | None = None
+        with self._lock:
+            self._conn().executescript(_SCHEMA)
+
+    def _conn(self) -> sqlite3.Connection:
+        if self.path == ":memory:":  # one connection for an in-memory db, serialised by a lock
+            if self._shared is None:
+                self._shared = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+            return self._shared
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            db = self._conn()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def _select(self, where: str, values: Iterable[str]) -> list[Entry]:
+        items = list(dict.fromkeys(values))
+        out: list[Entry] = []
+        with self._lock:
+            db = self._conn()
+            for i in range(0, len(items), _CHUNK):
+                chunk = items[i : i + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = db.execute(f"SELECT {','.join(_COLUMNS)} FROM entries WHERE {where} IN ({marks})", chunk)
+                out.extend(_entry(row) for row in rows)
+        return out
+
+    def get(self, keys: Iterable[str]) -> dict[str, Entry]:
+        return {e.key: e for e in self._select("key", keys)}
+
+    def by_alias(self, aliases: Iterable[str]) -> dict[str, Entry]:
+        found: dict[str, Entry] = {}
+        for e in self._select("alias", (a for a in aliases if a)):
+            # Several findings can share an alias over time; the one with an issue wins.
+            if e.alias not in found or (e.issue_key and not found[e.alias].issue_key):
+                found[e.alias] = e
+        return found
+
+    def by_issue(self, issue_keys: Iterable[str]) -> dict[str, Entry]:
+        return {e.issue_key: e for e in self._select("issue_key", issue_keys)}
+
+    def put(self, entries: Iterable[Entry]) -> None:
+        rows = [_row(e) for e in entries]
+        if not rows:
+            return
+        marks = ",".join("?" * len(_COLUMNS))
+        with self._tx() as db:
+            db.executemany(f"INSERT OR REPLACE INTO entries ({','.join(_COLUMNS)}) VALUES ({marks})", rows)
+
+    def in_state(self, state: str) -> list[Entry]:
+        return self._select("state", [state])
+
+    def pending_linkbacks(self, after: str = "", limit: int = 1000) -> list[Entry]:
+        """Pending link-backs in key order, starting after `after` (so one pass visits each once)."""
+        with self._lock:
+            rows = self._conn().execute(
+                f"SELECT {','.join(_COLUMNS)} FROM entries WHERE linkback_pending = 1 AND key > ? "
+                "ORDER BY key LIMIT ?", (after, limit))
+            return [_entry(r) for r in rows]
+
+    def linkback_done(self, done: Iterable[tuple[str, str]]) -> None:
+        """Mark (key, issue_key) pairs written — only where the entry still names that issue, so a concurrent
+        change made by the main loop is never overwritten."""
+        rows = [(issue, key, issue) for key, issue in done]
+        with self._tx() as db:
+            db.executemany("UPDATE entries SET linkback_pending = 0, linkback_issue = ?, attempts = 0 "
+                           "WHERE key = ? AND issue_key = ?", rows)
+
+    def linkback_failed(self, keys: Iterable[str], give_up_after: int) -> list[str]:
+        """Count a failed link-back; after `give_up_after` failures stop trying. Returns the keys given up."""
+        keys = list(keys)
+        with self._tx() as db:
+            db.executemany("UPDATE entries SET attempts = attempts + 1 WHERE key = ?", [(k,) for k in keys])
+            marks = ",".join("?" * len(keys)) or "''"
+            given_up = [r[0] for r in db.execute(
+                f"SELECT key FROM entries WHERE key IN ({marks}) AND attempts >= ?", (*keys, give_up_after))]
+            db.executemany("UPDATE entries SET linkback_pending = 0, attempts = 0 WHERE key = ?",
+                           [(k,) for k in given_up])
+        return given_up
+
+    def delete(self, keys: Iterable[str]) -> None:
+        with self._tx() as db:
+            db.executemany("DELETE FROM entries WHERE key = ?", [(k,) for k in keys])
+
+    def cursor(self, name: str) -> str | None:
+        with self._lock:
+            row = self._conn().execute("SELECT value FROM cursors WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def set_cursor(self, name: str, value: str) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO cursors (name, value) VALUES (?, ?)", (name, value))
+
+    def count(self) -> int:
+        with self._lock:
+            return int(self._conn().execute("SELECT COUNT(*) FROM entries").fetchone()[0])
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+        if self._shared is not None:
+            self._shared.close()
+            self._shared = None
+
+
+def _row(e: Entry) -> tuple[object, ...]:
+    d = asdict(e)
+    d["labels"] = json.dumps(list(e.labels))
+    d["linkback_pending"] = int(e.linkback_pending)
+    return tuple(d[c] for c in _COLUMNS)
+
+
+def _entry(row: tuple[object, ...]) -> Entry:
+    d = dict(zip(_COLUMNS, row, strict=True))
+    d["labels"] = tuple(json.loads(str(d["labels"])))
+    d["linkback_pending"] = bool(d["linkback_pending"])
+    return Entry(**d)  # type: ignore[arg-type]

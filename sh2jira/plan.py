@@ -1,0 +1,235 @@
+"""The decision core: findings + rulebook + ledger → a plan of actions. Pure: no I/O, no clock.
+
+The sync reads a page of findings, looks up their ledger entries, asks `plan_page` what to do, and hands the
+plan to the sinks (Jira, the ledger, the link-back writer). Keeping this pure is what lets the interesting
+decisions (dedup, what changed, recurrence) be unit-tested without servers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import render
+from .finding import Finding
+from .ledger import CLOSED, CREATING, FAILED, OPEN, SUPERSEDED, Entry
+from .rulebook import Decision, Route, Rulebook, decide
+
+MANAGED_LABEL = "sh2jira"  # on every issue sh2jira manages: lets JQL find them all
+LINK_FIELD_KEY = "sh2jira_issue"  # UserDefinedFields key carrying the issue key on the finding
+LINK_FIELD_URL = "sh2jira_url"
+
+
+@dataclass(frozen=True)
+class IssueDraft:
+    """An issue as sh2jira would write it, before the Jira adapter turns names into ids."""
+
+    project: str
+    issue_type: str
+    summary: str
+    description: str
+    priority: str
+    labels: tuple[str, ...]
+    components: tuple[str, ...] = ()
+    assignee: str | None = None
+    custom_fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Create:
+    finding: Finding
+    draft: IssueDraft
+    entry: Entry  # the intent, written to the ledger before the POST
+
+
+@dataclass(frozen=True)
+class Update:
+    finding: Finding
+    issue_key: str
+    fields: Mapping[str, Any]  # summary / description / priority that changed
+    labels_add: tuple[str, ...]
+    labels_remove: tuple[str, ...]
+    comment: str | None
+    entry: Entry  # the ledger entry after the update succeeded
+
+
+@dataclass(frozen=True)
+class Skip:
+    finding: Finding
+    reason: str
+
+
+@dataclass
+class Plan:
+    creates: list[Create] = field(default_factory=list)
+    updates: list[Update] = field(default_factory=list)
+    skips: list[Skip] = field(default_factory=list)
+    unchanged: int = 0
+    entries: list[Entry] = field(default_factory=list)  # ledger-only writes (link-back flags, aliases)
+
+    def extend(self, other: Plan) -> None:
+        self.creates += other.creates
+        self.updates += other.updates
+        self.skips += other.skips
+        self.unchanged += other.unchanged
+        self.entries += other.entries
+
+
+def alias_of(finding: Finding) -> str:
+    """Identity of a control finding that survives the consolidated-controls switch (new Id, same control)."""
+    if not finding.control_id or not finding.resources:
+        return ""
+    raw = "\n".join([finding.account_id, finding.region, finding.control_id, finding.resources[0].id])
+    return "ctl-" + hashlib.sha256(raw.encode()).hexdigest()[:24]
+
+
+def untracked_reason(finding: Finding) -> str:
+    """Why a finding without an issue gets none regardless of rules ('' when it may be ticketed)."""
+    if not finding.is_active:
+        return f"record state is {finding.record_state}"
+    if finding.workflow_status in ("RESOLVED", "SUPPRESSED"):
+        return f"workflow is already {finding.workflow_status}"
+    if finding.compliance_status == "PASSED":
+        return "compliance status is PASSED"
+    return ""
+
+
+def draft_issue(finding: Finding, route: Route, rulebook: Rulebook) -> IssueDraft:
+    """The issue exactly as sh2jira writes it for this finding and route."""
+    return IssueDraft(
+        project=route.project,
+        issue_type=route.issue_type,
+        summary=render.summary(finding),
+        description=render.description(finding, console_url=render.console_url(finding)),
+        priority=route.priority,
+        labels=owned_labels(finding, route),
+        components=route.components,
+        assignee=route.assignee,
+        custom_fields=dict(route.fields),
+    )
+
+
+def owned_labels(finding: Finding, route: Route) -> tuple[str, ...]:
+    return tuple(dict.fromkeys((MANAGED_LABEL, finding.key.label, *route.labels)))
+
+
+def _field_hashes(finding: Finding, draft: IssueDraft) -> dict[str, str]:
+    """Per-field hashes of what sh2jira owns. Timestamps that move on every re-evaluation (LastObservedAt,
+    UpdatedAt) are left out, so an unchanged finding that was merely re-observed costs no Jira call."""
+    steady = dataclasses.replace(finding, last_observed_at="", updated_at="")
+    return {
+        "summary": render.fingerprint({"v": draft.summary}),
+        "description": render.fingerprint(
+            {"v": render.description(steady, console_url=render.console_url(steady))}),
+        "priority": render.fingerprint({"v": draft.priority}),
+    }
+
+
+def encode_fingerprint(hashes: Mapping[str, str]) -> str:
+    return ";".join(f"{k}={v[:16]}" for k, v in sorted(hashes.items()))
+
+
+def decode_fingerprint(text: str) -> dict[str, str]:
+    return dict(part.split("=", 1) for part in text.split(";") if "=" in part)
+
+
+def plan_page(findings: list[Finding], rulebook: Rulebook, by_key: Mapping[str, Entry],
+              by_alias: Mapping[str, Entry], *, link_back: str = "full") -> Plan:
+    """Decide what to do with one page of findings, given their ledger entries (by key and by alias)."""
+    plan = Plan()
+    seen: set[str] = set()
+    for finding in findings:
+        key = finding.key.digest
+        if key in seen:  # the same finding twice in one read: handle it once
+            continue
+        seen.add(key)
+        decision = decide(rulebook, finding)
+        entry = by_key.get(key)
+        if entry is None and rulebook.control_findings == "by-control-and-resource":
+            entry = _adopt_alias(finding, by_alias.get(alias_of(finding)), plan)
+        if entry is None or entry.state == FAILED:
+            _plan_untracked(finding, decision, rulebook, plan, entry)
+        elif entry.state in (OPEN, CLOSED):
+            _plan_tracked(finding, decision, rulebook, entry, plan, link_back)
+        else:  # CREATING: recovered before planning; SUPERSEDED: replaced by a newer finding
+            plan.unchanged += 1
+    return plan
+
+
+def _adopt_alias(finding: Finding, old: Entry | None, plan: Plan) -> Entry | None:
+    """A control finding with a new Id takes over the issue of the finding it replaces."""
+    if old is None or not old.issue_key or old.state not in (OPEN, CLOSED):
+        return None
+    plan.entries.append(old.with_(state=SUPERSEDED, linkback_pending=False))
+    return dataclasses.replace(old, key=finding.key.digest, product_arn=finding.key.product_arn,
+                               finding_id=finding.id, linkback_issue="")
+
+
+def _plan_untracked(finding: Finding, decision: Decision, rulebook: Rulebook, plan: Plan,
+                    failed: Entry | None = None) -> None:
+    reason = untracked_reason(finding)
+    if reason:
+        plan.skips.append(Skip(finding, reason))
+        return
+    if decision.action == "skip" or decision.route is None:
+        plan.skips.append(Skip(finding, f"rule {decision.rule or '(unmatched)'} says skip"))
+        return
+    draft = draft_issue(finding, decision.route, rulebook)
+    entry = Entry(key=finding.key.digest, product_arn=finding.key.product_arn, finding_id=finding.id,
+                  state=CREATING, alias=alias_of(finding), project=draft.project,
+                  fingerprint=encode_fingerprint(_field_hashes(finding, draft)),
+                  severity=finding.severity_label, priority=draft.priority, labels=draft.labels,
+                  finding_updated_at=finding.updated_at, attempts=failed.attempts if failed else 0)
+    plan.creates.append(Create(finding, draft, entry))
+
+
+def needs_link_back(finding: Finding, entry: Entry, mode: str) -> bool:
+    """Whether the finding must (again) point at its issue: never written, or reset to NEW by Security Hub."""
+    if mode == "off" or entry.state != OPEN:
+        return False
+    if finding.workflow_status == "NEW":
+        return True
+    if mode == "full":
+        udf = finding.raw.get("UserDefinedFields") or {}
+        return isinstance(udf, Mapping) and udf.get(LINK_FIELD_KEY) != entry.issue_key
+    return False
+
+
+def _plan_tracked(finding: Finding, decision: Decision, rulebook: Rulebook, entry: Entry, plan: Plan,
+                  link_back: str) -> None:
+    route = decision.route
+    if route is None:  # a rule now says skip: the issue stays as it is, sh2jira stops editing it
+        plan.skips.append(Skip(finding, f"tracked as {entry.issue_key}; rule {decision.rule} now says skip"))
+        return
+    draft = draft_issue(finding, dataclasses.replace(route, project=entry.project or route.project), rulebook)
+    hashes = _field_hashes(finding, draft)
+    old = decode_fingerprint(entry.fingerprint)
+    changed = {name: getattr(draft, name) for name, h in hashes.items() if old.get(name) != h[:16]}
+    if "priority" in changed:
+        changed["priority"] = draft.priority
+    labels_add = tuple(lb for lb in draft.labels if lb not in entry.labels)
+    labels_remove = tuple(lb for lb in entry.labels if lb not in draft.labels)
+    comment = None
+    if entry.severity != finding.severity_label or entry.priority != draft.priority:
+        comment = render.severity_comment(entry.severity, finding.severity_label, entry.priority, draft.priority)
+    new_entry = entry.with_(fingerprint=encode_fingerprint(hashes), severity=finding.severity_label,
+                            priority=draft.priority, labels=draft.labels, finding_updated_at=finding.updated_at,
+                            alias=alias_of(finding))
+    relink = needs_link_back(finding, entry, link_back)
+    if relink:
+        new_entry = new_entry.with_(linkback_pending=True)
+    if changed or labels_add or labels_remove or comment:
+        plan.updates.append(Update(finding, entry.issue_key, changed, labels_add, labels_remove, comment,
+                                   new_entry))
+    elif relink or new_entry.key != entry.key or new_entry.finding_updated_at != entry.finding_updated_at:
+        plan.entries.append(new_entry)
+        plan.unchanged += 1
+    else:
+        plan.unchanged += 1
+
+
+__all__ = ["Create", "IssueDraft", "Plan", "Skip", "Update", "plan_page", "draft_issue", "alias_of",
+           "needs_link_back", "untracked_reason", "CREATING"]

@@ -1,0 +1,239 @@
+"""One sync cycle: read changed findings → plan → write issues, ledger and link-backs.
+
+Data flows one way, page by page (never the whole set in memory): Security Hub page → `plan_page` → Jira
+(bulk create / update) → ledger (transactions) → link-back queue (drained in the background). The cursor
+of a region advances only after a page's writes are recorded, so a crash re-reads rather than skips.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, TextIO
+
+from jira import JIRAError
+
+from .finding import Finding, FindingError
+from .jira_sink import JiraSink, describe_jira_error
+from .ledger import CREATING, FAILED, OPEN, Entry, Ledger
+from .linkback import LinkBackWriter
+from .plan import Plan, alias_of, plan_page
+from .rulebook import Rulebook, coarse_filters
+from .securityhub import SecurityHub, changed_since_filters, iso, parse_iso
+
+log = logging.getLogger(__name__)
+
+RECOVERY_GRACE = timedelta(minutes=2)  # an unconfirmed create is searched for only after search can see it
+MAX_CREATE_ATTEMPTS = 5
+
+
+@dataclass
+class SyncOptions:
+    regions: list[str]
+    lookback: timedelta = timedelta(days=30)
+    overlap: timedelta = timedelta(minutes=10)
+    link_back: str = "full"
+    remote_links: bool = False
+    dry_run: bool = False
+
+
+@dataclass
+class CycleReport:
+    read: int = 0
+    invalid: int = 0
+    created: int = 0
+    updated: int = 0
+    recovered: int = 0
+    skipped: int = 0
+    unchanged: int = 0
+    create_errors: int = 0
+    update_errors: int = 0
+    linkbacks: int = 0
+    linkback_failures: int = 0
+    stopped: bool = False
+    errors: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        parts = [f"{name}={getattr(self, name)}" for name in (
+            "read", "created", "updated", "recovered", "unchanged", "skipped", "invalid", "create_errors",
+            "update_errors", "linkbacks", "linkback_failures")]
+        return " ".join(parts)
+
+
+class Syncer:
+    """Holds the adapters and runs cycles. `now` is injected so tests and the dry-run are deterministic."""
+
+    def __init__(self, rulebook: Rulebook, hub: SecurityHub, sink: JiraSink, ledger: Ledger,
+                 options: SyncOptions, *, now: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 out: TextIO | None = None, should_stop: Callable[[], bool] = lambda: False) -> None:
+        self.should_stop = should_stop
+        self.rulebook = rulebook
+        self.hub = hub
+        self.sink = sink
+        self.ledger = ledger
+        self.opt = options
+        self.now = now
+        self.out = out
+        self.linkback = LinkBackWriter(hub, ledger, "off" if options.dry_run else options.link_back,
+                                       sink.browse_url, lambda e: e.region or options.regions[0])
+
+    # -- the cycle -----------------------------------------------------------------------------------------
+    def run_cycle(self) -> CycleReport:
+        report = CycleReport()
+        self.linkback.stats.written = self.linkback.stats.failed = 0
+        self.linkback.start()
+        try:
+            self._recover(report)
+            for region in self.opt.regions:
+                if self.should_stop():
+                    break
+                self._sync_region(region, report)
+        finally:
+            self.linkback.stop()
+        report.linkbacks = self.linkback.stats.written
+        report.linkback_failures = self.linkback.stats.failed
+        if self.linkback.error is not None:
+            raise self.linkback.error
+        log.info("cycle done: %s", report.summary())
+        return report
+
+    def _sync_region(self, region: str, report: CycleReport) -> None:
+        cursor_name = f"findings:{region}"
+        end = self.now()
+        stored = parse_iso(self.ledger.cursor(cursor_name) or "")
+        start = (stored - self.opt.overlap) if stored else end - self.opt.lookback
+        filters = changed_since_filters(coarse_filters(self.rulebook), start, end)
+        newest = stored
+        for page in self.hub.pages(region, filters):
+            findings = self._parse(page, report)
+            self._apply(self._plan(findings), region, report)
+            for f in findings:
+                ts = parse_iso(f.updated_at)
+                if ts and (newest is None or ts > newest):
+                    newest = ts
+            if newest and not self.opt.dry_run:
+                self.ledger.set_cursor(cursor_name, iso(min(newest, end)))
+            if self.should_stop():  # graceful stop: this page is written, the next one waits for next time
+                report.stopped = True
+                return
+
+    def _parse(self, page: Iterable[Any], report: CycleReport) -> list[Finding]:
+        findings = []
+        for raw in page:
+            report.read += 1
+            try:
+                findings.append(Finding.parse(raw))
+            except FindingError as exc:
+                report.invalid += 1
+                report.errors.append(str(exc))
+                log.warning("skipping malformed finding: %s", exc, extra={"finding_id": exc.finding_id})
+        return findings
+
+    def _plan(self, findings: list[Finding]) -> Plan:
+        by_key = self.ledger.get(f.key.digest for f in findings)
+        by_alias = self.ledger.by_alias(alias_of(f) for f in findings)
+        return plan_page(findings, self.rulebook, by_key, by_alias, link_back=self.opt.link_back)
+
+    # -- writing a plan --------------------------------------------------------------------------------------
+    def _apply(self, plan: Plan, region: str, report: CycleReport) -> None:
+        report.skipped += len(plan.skips)
+        report.unchanged += plan.unchanged
+        if self.opt.dry_run:
+            self._print_plan(plan)
+            report.created += len(plan.creates)
+            report.updated += len(plan.updates)
+            return
+        for skip in plan.skips:
+            log.debug("skip %s: %s", skip.finding.id, skip.reason, extra={"finding_id": skip.finding.id})
+        self.ledger.put(plan.entries)
+        if plan.creates:
+            self._create(plan, region, report)
+        for up in plan.updates:
+            try:
+                self.sink.update(up.issue_key, up.fields, up.labels_add, up.labels_remove, up.comment)
+            except JIRAError as exc:
+                if exc.status_code is None or exc.status_code >= 500:
+                    raise
+                report.update_errors += 1
+                report.errors.append(describe_jira_error(exc, f"update of {up.issue_key} failed"))
+                log.error("%s", report.errors[-1], extra={"issue_key": up.issue_key, "finding_id": up.finding.id})
+                continue
+            self.ledger.put([up.entry.with_(region=up.entry.region or region)])
+            report.updated += 1
+        if any(e.linkback_pending for e in plan.entries) or plan.updates:
+            self.linkback.kick()
+
+    def _create(self, plan: Plan, region: str, report: CycleReport) -> None:
+        intents = [c.entry.with_(region=region) for c in plan.creates]
+        self.ledger.put(intents)  # the intent is durable before Jira hears of it
+        results = self.sink.create_many([c.draft for c in plan.creates])
+        done: list[Entry] = []
+        for result, create, intent in zip(results, plan.creates, intents, strict=True):
+            fid = create.finding.id
+            if result.error:
+                report.create_errors += 1
+                msg = f"finding {fid}: Jira rejected the issue: {result.error}"
+                report.errors.append(msg)
+                log.error("%s", msg, extra={"finding_id": fid})
+                done.append(intent.with_(state=FAILED, attempts=intent.attempts + 1))
+                continue
+            done.append(intent.with_(state=OPEN, issue_key=result.key, issue_id=result.id,
+                                     linkback_pending=self.opt.link_back != "off"))
+            log.info("created %s for finding %s", result.key, fid, extra={"finding_id": fid, "issue_key": result.key})
+            report.created += 1
+        self.ledger.put(done)
+        self.linkback.kick()
+        if self.opt.remote_links:
+            for create, entry in zip(plan.creates, done, strict=True):
+                if entry.state == OPEN:
+                    self.sink.add_remote_link(entry.issue_key, create.finding)
+
+    # -- recovery of creates whose outcome is unknown ---------------------------------------------------------
+    def _recover(self, report: CycleReport) -> None:
+        """Entries left in CREATING (crash, timeout, dropped connection) or FAILED: adopt the issue if Jira has
+        it (found by the deterministic label), else plan the finding again."""
+        if self.opt.dry_run:
+            return
+        now = self.now().timestamp()
+        stuck = [e for e in self.ledger.in_state(CREATING) if now - e.changed_at >= RECOVERY_GRACE.total_seconds()]
+        retry = [e for e in self.ledger.in_state(FAILED) if e.attempts < MAX_CREATE_ATTEMPTS]
+        if not stuck and not retry:
+            return
+        found = self.sink.find_by_labels([f"sh2jira-{e.key}" for e in stuck]) if stuck else {}
+        adopted, again = [], list(retry)
+        for e in stuck:
+            issue = found.get(f"sh2jira-{e.key}")
+            if issue is None:
+                again.append(e)
+            else:
+                adopted.append(e.with_(state=OPEN, issue_key=issue["key"], issue_id=str(issue["id"]),
+                                       linkback_pending=self.opt.link_back != "off"))
+        self.ledger.put(adopted)
+        report.recovered += len(adopted)
+        by_region: dict[str, list[Entry]] = {}
+        for e in again:
+            by_region.setdefault(e.region or self.opt.regions[0], []).append(e)
+        for region, entries in by_region.items():
+            self.ledger.put(e.with_(state=FAILED) for e in entries if e.state == CREATING)
+            raw = self.hub.by_ids(region, [(e.finding_id, e.product_arn) for e in entries])
+            present = {(f.get("Id"), f.get("ProductArn")) for f in raw}
+            gone = [e for e in entries if (e.finding_id, e.product_arn) not in present]
+            self.ledger.put(e.with_(state=FAILED, attempts=e.attempts + 1) for e in gone)
+            self._apply(self._plan(self._parse(raw, report)), region, report)
+
+    def _print_plan(self, plan: Plan) -> None:
+        if self.out is None:
+            return
+        for c in plan.creates:
+            print(f"CREATE [{c.draft.project}/{c.draft.issue_type}/{c.draft.priority}] {c.draft.summary}"
+                  f"  (finding {c.finding.id})", file=self.out)
+        for u in plan.updates:
+            print(f"UPDATE {u.issue_key}: {', '.join(sorted(u.fields)) or 'labels'}"
+                  f"{' + comment' if u.comment else ''}  (finding {u.finding.id})", file=self.out)
+        for s in plan.skips:
+            print(f"SKIP   {s.finding.id}: {s.reason}", file=self.out)
+
+
+__all__ = ["Syncer", "SyncOptions", "CycleReport", "OPEN"]

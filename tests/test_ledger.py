@@ -1,0 +1,75 @@
+"""The SQLite ledger: round trips, lookups, link-back bookkeeping, cursors, durability across reopen."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from sh2jira.ledger import CREATING, OPEN, Entry, SqliteLedger
+
+
+def _entry(i: int, **kw: object) -> Entry:
+    base = {"key": f"k{i:04d}", "product_arn": "arn:p", "finding_id": f"f{i}", "state": OPEN}
+    base.update(kw)
+    return Entry(**base)  # type: ignore[arg-type]
+
+
+def test_round_trip_and_lookups(tmp_path: Path) -> None:
+    ledger = SqliteLedger(tmp_path / "l.sqlite3")
+    ledger.put([_entry(1, issue_key="SEC-1", alias="ctl-a", labels=("sh2jira", "x")), _entry(2, state=CREATING)])
+    got = ledger.get(["k0001", "k0002", "missing"])
+    assert set(got) == {"k0001", "k0002"}
+    assert got["k0001"].labels == ("sh2jira", "x")
+    assert ledger.by_alias(["ctl-a", ""])["ctl-a"].key == "k0001"
+    assert ledger.by_issue(["SEC-1"])["SEC-1"].finding_id == "f1"
+    assert [e.key for e in ledger.in_state(CREATING)] == ["k0002"]
+    assert ledger.count() == 2
+
+
+def test_many_keys_are_chunked(tmp_path: Path) -> None:
+    ledger = SqliteLedger(tmp_path / "l.sqlite3")
+    ledger.put(_entry(i) for i in range(1200))
+    assert len(ledger.get(f"k{i:04d}" for i in range(1200))) == 1200
+
+
+def test_linkback_bookkeeping_never_overwrites_a_newer_issue(tmp_path: Path) -> None:
+    ledger = SqliteLedger(tmp_path / "l.sqlite3")
+    ledger.put([_entry(1, issue_key="SEC-1", linkback_pending=True), _entry(2, issue_key="SEC-2",
+                                                                           linkback_pending=True)])
+    assert [e.key for e in ledger.pending_linkbacks()] == ["k0001", "k0002"]
+    assert [e.key for e in ledger.pending_linkbacks(after="k0001")] == ["k0002"]
+    ledger.linkback_done([("k0001", "SEC-1"), ("k0002", "SEC-99")])  # SEC-99 is stale: not applied
+    assert [e.key for e in ledger.pending_linkbacks()] == ["k0002"]
+    assert ledger.get(["k0001"])["k0001"].linkback_issue == "SEC-1"
+    assert ledger.linkback_failed(["k0002"], give_up_after=2) == []
+    assert ledger.linkback_failed(["k0002"], give_up_after=2) == ["k0002"]
+    assert ledger.pending_linkbacks() == []
+
+
+def test_cursor_and_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "l.sqlite3"
+    ledger = SqliteLedger(path)
+    assert ledger.cursor("findings:us-east-1") is None
+    ledger.set_cursor("findings:us-east-1", "2026-11-27T00:00:00.000Z")
+    ledger.put([_entry(1)])
+    ledger.close()
+    again = SqliteLedger(path)
+    assert again.cursor("findings:us-east-1") == "2026-11-27T00:00:00.000Z"
+    assert again.count() == 1
+    again.delete(["k0001"])
+    assert again.count() == 0
+
+
+def test_threads_write_concurrently(tmp_path: Path) -> None:
+    ledger = SqliteLedger(tmp_path / "l.sqlite3")
+
+    def writer(n: int) -> None:
+        for i in range(50):
+            ledger.put([_entry(n * 1000 + i)])
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert ledger.count() == 200
