@@ -111,7 +111,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sh2jira", description="AWS Security Hub findings → Jira issues, in sync.")
     p.add_argument("--version", action="version", version=f"sh2jira {__version__}")
     p.add_argument("--log-format", choices=["text", "json"], default=os.environ.get("SH2JIRA_LOG_FORMAT", "text"))
-    p.add_argument("--log-level", default=os.environ.get("SH2JIRA_LOG_LEVEL", "INFO"))
+    p.add_argument("--log-level", default=os.environ.get("SH2JIRA_LOG_LEVEL"),
+                   help="DEBUG, INFO (default; WARNING for demo), WARNING, ERROR")
     sub = p.add_subparsers(dest="command", required=True)
 
     def with_config(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -147,7 +148,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logs.setup(args.log_format, args.log_level)
+    logs.setup(args.log_format, args.log_level or ("WARNING" if args.command == "demo" else "INFO"))
     try:
         return int(args.func(args))
     except SystemExit as exc:

@@ -19,36 +19,23 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StringConstraints,
     ValidationError,
     model_validator,
 )
 
 from .rulebook import (
-    ACCOUNT_PATTERN,
-    FIELD_ID_PATTERN,
-    LABEL_PATTERN,
-    PROJECT_PATTERN,
-    REGION_PATTERN,
     FieldError,
     RegionName,
     Rulebook,
     Section,
+    shaped,
 )
 from .yamlsource import KeyPath, SourceDoc, YamlError, load_yaml
 
-URL_PATTERN = r"^https?://[^\s/]+(/\S*)?$"
-ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
-_PATTERN_HINTS = {
-    LABEL_PATTERN: "is not a valid Jira label (labels cannot contain spaces)",
-    PROJECT_PATTERN: "is not a Jira project key (upper-case letters, digits and _, starting with a letter)",
-    FIELD_ID_PATTERN: "is not a Jira field id (like customfield_10010)",
-    ACCOUNT_PATTERN: "is not a 12-digit AWS account id",
-    REGION_PATTERN: "is not an AWS region name (like eu-west-1)",
-    URL_PATTERN: "is not an http(s) URL",
-    ENV_NAME_PATTERN: "is not an environment variable name (give the variable's name, never the token)",
-}
-Url = Annotated[str, StringConstraints(pattern=URL_PATTERN)]
+_URL = shaped(r"^https?://[^\s/]+(/\S*)?$", "is not an http(s) URL")
+_ENV_NAME = shaped(r"^[A-Za-z_][A-Za-z0-9_]*$", echo=False,
+                   hint="is not an environment variable name (give the variable's name, never the token)")
+Url = Annotated[str, _URL[0], _URL[1]]
 
 
 @dataclass(frozen=True)
@@ -124,7 +111,7 @@ class JiraConfig(Section):
     url: Url = Field(description="Base URL of the site, e.g. https://example.atlassian.net.")
     flavour: Literal["auto", "cloud", "datacenter"] = Field(default="auto", description="auto: serverInfo.")
     user: str = Field(default="", description="Cloud: the account e-mail. Data Center: empty (PAT).")
-    token_env: Annotated[str, StringConstraints(pattern=ENV_NAME_PATTERN)] = Field(
+    token_env: Annotated[str, _ENV_NAME[0], _ENV_NAME[1]] = Field(
         "SH2JIRA_JIRA_TOKEN", description="Name of the environment variable holding the API token / PAT.")
     timeout_seconds: float = Field(default=30.0, gt=0, le=300, description="Per-request timeout.")
     verify_tls: bool = True
@@ -262,13 +249,7 @@ def _message(error: Any, loc: Sequence[str | int], is_key: bool) -> str:
         choices = ctx.get("expected", "").replace("'", "").replace(" or ", ", ")
         return f"{value!r} is not one of {choices}"
     if kind in ("value_error", "assertion_error"):
-        return str(ctx.get("error", error["msg"]))
-    if kind == "string_pattern_mismatch":
-        pattern = ctx.get("pattern", "")
-        hint = _PATTERN_HINTS.get(pattern, f"does not match {pattern!r}")
-        if pattern == ENV_NAME_PATTERN:  # what was given may well be the token itself: never echo it
-            return hint
-        return f"{'key ' if is_key else ''}{value!r} {hint}"
+        return ("key " if is_key else "") + str(ctx.get("error", error["msg"]))
     if kind in ("too_short", "string_too_short") and ctx.get("min_length") == 1:
         return "must not be empty" + (" (leave the key out to match anything)" if kind == "too_short" else "")
     if kind in ("too_long", "string_too_long"):

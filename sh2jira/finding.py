@@ -195,11 +195,22 @@ class _Reader:
         return list(value)
 
 
+# ProductName as Security Hub spells it for AWS integrations, by the ProductArn's last segment.
+_AWS_PRODUCTS = {"securityhub": "Security Hub", "guardduty": "GuardDuty", "inspector": "Inspector",
+                 "access-analyzer": "IAM Access Analyzer", "macie": "Macie", "config": "Config",
+                 "health": "Health", "ssm-patch-manager": "Systems Manager Patch Manager",
+                 "firewall-manager": "Firewall Manager", "detective": "Detective"}
+
+
 def _product_from_arn(arn: str) -> str:
     # arn:aws:securityhub:REGION:ACCOUNT:product/COMPANY/PRODUCT — split from the right: some real ARNs carry
     # an extra colon in the partition part.
-    tail = arn.rsplit("/", 1)
-    return tail[-1] if len(tail) == 2 else arn
+    parts = arn.rsplit("/", 2)
+    if len(parts) < 2:
+        return arn
+    if len(parts) == 3 and parts[1] == "aws":
+        return _AWS_PRODUCTS.get(parts[2], parts[2])
+    return parts[-1]
 
 
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d+$")

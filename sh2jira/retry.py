@@ -108,9 +108,8 @@ def failure_reason(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def verdict(exc: BaseException, method: str) -> Verdict:
-    """Whether a failure of `method` is retried, is an ambiguous write, or is final."""
-    idempotent = method.upper() in IDEMPOTENT
+def verdict(exc: BaseException, idempotent: bool) -> Verdict:
+    """Whether a failure is retried, is an ambiguous write, or is final."""
     if isinstance(exc, JIRAError):
         if exc.status_code == THROTTLED:
             return "retry"
@@ -140,20 +139,24 @@ def _retry_after(exc: BaseException | None, now: float) -> float | None:
 
 
 def send(policy: RetryPolicy, do: Callable[[], requests.Response], *, method: str, what: str,
-         on_retry: Callable[[str, float], None] | None = None) -> requests.Response:
+         on_retry: Callable[[str, float], None] | None = None,
+         idempotent: bool | None = None) -> requests.Response:
     """Call `do` (one HTTP request through the jira session) until it succeeds, the failure is final, or
     `policy.max_attempts` is spent; then re-raise the last error (JIRAError, requests exception).
 
     Raises AmbiguousWrite at once when a non-idempotent request met a 5xx, a dropped connection or a read
     timeout. `on_retry(reason, wait)` is told of every wait ('429', '503', 'ConnectionError', ...).
+    `idempotent` overrides the method's default (True for a POST that is an upsert, e.g. a remote link by
+    globalId).
     """
+    safe = method.upper() in IDEMPOTENT if idempotent is None else idempotent
 
     def failure(state: RetryCallState) -> BaseException | None:
         return state.outcome.exception() if state.outcome is not None else None
 
     def should_retry(state: RetryCallState) -> bool:
         exc = failure(state)
-        return exc is not None and verdict(exc, method) == "retry"
+        return exc is not None and verdict(exc, safe) == "retry"
 
     def wait(state: RetryCallState) -> float:
         return policy.wait(state.attempt_number, _retry_after(failure(state), policy.now()))
@@ -173,6 +176,6 @@ def send(policy: RetryPolicy, do: Callable[[], requests.Response], *, method: st
     try:
         return retrying(do)
     except (JIRAError, requests.RequestException) as exc:
-        if verdict(exc, method) == "ambiguous":
+        if verdict(exc, safe) == "ambiguous":
             raise AmbiguousWrite(what, exc) from None  # no chained traceback: str(JIRAError) dumps headers
         raise

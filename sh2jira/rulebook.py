@@ -34,11 +34,6 @@ ComplianceStatus = Literal["PASSED", "WARNING", "FAILED", "NOT_AVAILABLE"]
 # Issue fields a route sets through its own keys; `fields` may not set them a second way.
 RESERVED_FIELDS = ("project", "issuetype", "priority", "labels", "components", "assignee", "summary",
                    "description")
-LABEL_PATTERN = r"^\S+$"
-PROJECT_PATTERN = r"^[A-Z][A-Z0-9_]+$"
-FIELD_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
-ACCOUNT_PATTERN = r"^[0-9]{12}$"
-REGION_PATTERN = r"^[a-z]{2}(-[a-z]+)+-[0-9]+$"
 MAX_FILTER_VALUES = 20  # GetFindings: at most 20 values per filter attribute
 
 
@@ -64,15 +59,36 @@ def _compiles(pattern: str) -> str:
     return pattern
 
 
+def shaped(pattern: str, hint: str, *, echo: bool = True) -> tuple[AfterValidator, Any]:
+    """Annotations for a str that must match `pattern`: a plain-words error, and the pattern in the schema.
+
+    `echo=False` keeps the offending value out of the message (it may be a secret pasted in the wrong place).
+    """
+    rx = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if rx.search(value) is None:
+            raise ValueError(f"{value!r} {hint}" if echo else hint)
+        return value
+    return AfterValidator(check), Field(json_schema_extra={"pattern": pattern})
+
+
+_LABEL = shaped(r"^\S+$", "is not a valid Jira label (labels cannot contain spaces)")
+_PROJECT = shaped(r"^[A-Z][A-Z0-9_]+$",
+                  "is not a Jira project key (upper-case letters, digits and _, starting with a letter)")
+_FIELD_ID = shaped(r"^[A-Za-z_][A-Za-z0-9_]*$", "is not a Jira field id (like customfield_10010)")
+_ACCOUNT = shaped(r"^[0-9]{12}$", "is not a 12-digit AWS account id")
+_REGION = shaped(r"^[a-z]{2}(-[a-z]+)+-[0-9]+$", "is not an AWS region name (like eu-west-1)")
+
 Text = Annotated[str, StringConstraints(min_length=1)]
 Glob = Annotated[str, StringConstraints(min_length=1)]
 Regex = Annotated[str, StringConstraints(min_length=1), AfterValidator(_compiles), Field(json_schema_extra={
     "format": "regex"})]
-Label = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=LABEL_PATTERN)]
-ProjectKey = Annotated[str, StringConstraints(pattern=PROJECT_PATTERN)]
-AccountId = Annotated[str, StringConstraints(pattern=ACCOUNT_PATTERN)]
-RegionName = Annotated[str, StringConstraints(pattern=REGION_PATTERN)]
-FieldId = Annotated[str, StringConstraints(pattern=FIELD_ID_PATTERN)]
+Label = Annotated[str, StringConstraints(min_length=1, max_length=255), _LABEL[0], _LABEL[1]]
+ProjectKey = Annotated[str, _PROJECT[0], _PROJECT[1]]
+AccountId = Annotated[str, _ACCOUNT[0], _ACCOUNT[1]]
+RegionName = Annotated[str, _REGION[0], _REGION[1]]
+FieldId = Annotated[str, _FIELD_ID[0], _FIELD_ID[1]]
 
 
 def _not_reserved(fields: dict[str, Any]) -> dict[str, Any]:

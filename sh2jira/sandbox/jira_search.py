@@ -51,16 +51,23 @@ def _as_list(value: Any) -> list[str]:
     return [p for v in items for p in str(v).split(",") if p]
 
 
-def _hits(ctx: Ctx, jql: str, reconcile: list[str]) -> list[str]:
-    """Ids of the issues matching `jql` on the index, in the query's order."""
+def _hits(ctx: Ctx, jql: str, reconcile: list[str], validate: bool = True) -> tuple[list[str], list[str]]:
+    """Ids of the issues matching `jql` on the index, in the query's order, and any warnings.
+
+    Values that do not exist on the site (a project, a status, an issue key) are Jira's 400s, or
+    warnings when the caller turned validation off (Data Center's validateQuery=false)."""
     compile_jql = ctx.jql or default_compiler()
     try:
         query = compile_jql(jql, now=ctx.store.now())
     except ValueError as exc:  # JqlError is a ValueError carrying Jira's messages
         raise JiraFailure(400, list(getattr(exc, "messages", None) or [str(exc)])) from None
+    check = getattr(query, "check_values", None)
+    problems: list[str] = list(check(ctx.store.known_values())) if check else []
+    if problems and validate:
+        raise JiraFailure(400, problems)
     pairs = ctx.store.searchable(ctx.realism.lag, reconcile)
     docs = [doc for doc, _ in pairs if query.matches(doc)]
-    return [str(doc["id"]) for doc in query.sort(docs)]
+    return [str(doc["id"]) for doc in query.sort(docs)], problems
 
 
 def _token(offset: int, jql: str) -> str:
@@ -114,7 +121,7 @@ def search_jql(ctx: Ctx) -> Reply:
     cap = CLOUD_ID_ONLY_MAX if set(fields) <= {"id", "key"} else CLOUD_MAX
     limit = min(max(ctx.int_arg(p, "maxResults", 50), 0), cap)
     offset = _offset(p.get("nextPageToken"), jql)
-    ids = _hits(ctx, jql, _as_list(p.get("reconcileIssues")))
+    ids, _ = _hits(ctx, jql, _as_list(p.get("reconcileIssues")))
     page = ids[offset : offset + limit]
     body: dict[str, Any] = {"issues": _render(ctx, page, p, "id")}
     is_last = offset + len(page) >= len(ids)
@@ -133,18 +140,19 @@ def search_dc(ctx: Ctx) -> Reply:
     p = _params(ctx)
     start = max(ctx.int_arg(p, "startAt", 0), 0)
     limit = min(max(ctx.int_arg(p, "maxResults", 50), 0), DC_MAX)
-    ids = _hits(ctx, str(p.get("jql") or ""), [])
+    strict = str(p.get("validateQuery", "strict")).lower() in ("strict", "true")
+    ids, warnings = _hits(ctx, str(p.get("jql") or ""), [], validate=strict)
     page = ids[start : start + limit]
-    return Reply(
-        200,
-        {
-            "expand": "schema,names",
-            "startAt": start,
-            "maxResults": limit,
-            "total": len(ids),
-            "issues": _render(ctx, page, p, "*navigable"),
-        },
-    )
+    body = {
+        "expand": "schema,names",
+        "startAt": start,
+        "maxResults": limit,
+        "total": len(ids),
+        "issues": _render(ctx, page, p, "*navigable"),
+    }
+    if warnings:
+        body["warningMessages"] = warnings
+    return Reply(200, body)
 
 
 CLOUD = frozenset({"cloud"})

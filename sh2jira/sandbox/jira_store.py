@@ -29,7 +29,7 @@ from .jira_model import (
     RemoteLink,
     User,
 )
-from .jira_workflow import Transition, Workflow, default_workflow, find_resolution
+from .jira_workflow import RESOLUTIONS, Transition, Workflow, default_workflow, find_resolution
 
 BULK_LIMIT = 50
 PROPERTY_LIMIT = 32_768
@@ -446,6 +446,24 @@ class JiraStore:
             "resolutiondate": issue.resolutiondate,
             "component": [names[c] for c in issue.components if c in names],
         }
+
+    def known_values(self) -> dict[str, set[str]]:
+        """What exists on the site, by JQL field, for the JQL engine's value checks (Jira's 400s)."""
+        with self.lock:
+            projects = self.catalog.projects.values()
+            users = {self._user_ref(h) or h for h in self.catalog.users}
+            return {
+                "project": {p.key for p in projects} | {p.id for p in projects},
+                "status": {s for p in projects for s in p.workflow.statuses},
+                "priority": {p.name for p in self.catalog.priorities.values()},
+                "issuetype": {t.name for t in self.catalog.issue_types.values()},
+                "resolution": {r.name for r in RESOLUTIONS},
+                "component": {c.name for p in projects for c in p.components},
+                "assignee": users,
+                "reporter": users,
+                "key": {i.key for i in self.issues.values()},
+                "id": set(self.issues),
+            }
 
     def _user_ref(self, handle: str | None) -> str | None:
         if handle is None or handle not in self.catalog.users:

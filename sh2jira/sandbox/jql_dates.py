@@ -108,8 +108,8 @@ def call_date_function(name: str, args: tuple[str, ...], now: datetime) -> datet
     if args:
         increment = _INCREMENT.fullmatch(args[0].strip())
         if not increment:
-            return (f"Duration for function '{name}' should have the format (+/-)n(yMwdm), e.g -1M for 1 month "
-                    "earlier.")
+            return (f"Duration for function '{name}' should have the format (+/-)n(yMwdm), e.g -1M for 1 "
+                    "month earlier.")
         sign, amount, unit = increment.groups()
         moment = _add(moment, -int(amount) if sign == "-" else int(amount), unit or natural_unit)
     return moment

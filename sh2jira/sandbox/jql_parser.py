@@ -54,19 +54,20 @@ def _fail(token: Token, message: str, at_end: str) -> JqlError:
 
 def _expected(token: Token, *texts: str) -> JqlError:
     wanted = " or ".join(f"'{text}'" for text in texts)
-    return _fail(token, f"Expecting {wanted} but got '{{got}}'.", f"Expecting {wanted} before the end of the query.")
+    return _fail(token, f"Expecting {wanted} but got '{{got}}'.",
+                 f"Expecting {wanted} before the end of the query.")
 
 
 def _bad_field(token: Token) -> JqlError:
     if token.kind == "LBRACKET":
         return syntax_error("Expecting a field name but got '['. Did you mean 'cf['?", token.line, token.col)
-    return _fail(token, "Expecting a field name but got '{got}'. You must surround '{got}' in quotation marks "
-                 "to use it as a field name.", "Expecting a field name at the end of the query.")
+    return _fail(token, "Expecting a field name but got '{got}'. You must surround '{got}' in quotation "
+                 "marks to use it as a field name.", "Expecting a field name at the end of the query.")
 
 
 def _bad_operand(token: Token) -> JqlError:
-    return _fail(token, "Expecting either a value, list or function but got '{got}'. You must surround '{got}' "
-                 "in quotation marks to use it as a value.",
+    return _fail(token, "Expecting either a value, list or function but got '{got}'. You must surround "
+                 "'{got}' in quotation marks to use it as a value.",
                  "Expecting either a value, list or function before the end of the query.")
 
 
@@ -205,7 +206,8 @@ class _Parser:
             return "was" + (" not" if negated else "") + (" in" if listed else "")
         if token.kind == "EOF":
             raise syntax_error(f"Expecting operator before the end of the query. {OPERATOR_HINT}")
-        raise syntax_error(f"Expecting operator but got '{_shown(token)}'. {OPERATOR_HINT}", token.line, token.col)
+        raise syntax_error(f"Expecting operator but got '{_shown(token)}'. {OPERATOR_HINT}",
+                           token.line, token.col)
 
     def operand(self, level: int) -> Operand:
         token = self.peek()
@@ -249,8 +251,8 @@ class _Parser:
                 if arg.kind in ("RPAREN", "COMMA"):
                     raise syntax_error("Function argument must be specified.", arg.line, arg.col)
                 if arg.kind not in _VALUE:
-                    raise _fail(arg, "Expecting a function argument but got '{got}'. You must surround '{got}' "
-                                "in quotation marks to use it as an argument.",
+                    raise _fail(arg, "Expecting a function argument but got '{got}'. You must surround "
+                                "'{got}' in quotation marks to use it as an argument.",
                                 "Expecting a function argument at the end of the query.")
                 args.append(self.take().text)
             if self.peek().kind not in ("RPAREN", "EOF"):

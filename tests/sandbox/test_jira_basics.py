@@ -1,12 +1,14 @@
 """The Jira stand-in's site endpoints and authentication, through the real `jira` library."""
 
+# ruff: noqa: F811  (pytest fixtures are imported by name and then requested as parameters)
+
 from __future__ import annotations
 
 import pytest
 import requests
 from jira import JIRA, JIRAError
 
-from tests.fixtures.jira import (  # noqa: F401  (fixtures)
+from tests.fixtures.jira import (  # noqa: F401
     ALICE,
     ISSUE_TYPES,
     PRIORITIES,
@@ -14,6 +16,7 @@ from tests.fixtures.jira import (  # noqa: F401  (fixtures)
     JiraSandbox,
     jira_cloud,
     jira_dc,
+    jira_pool,
     jira_sandbox,
 )
 
@@ -48,10 +51,14 @@ def test_bad_or_missing_credentials_are_401(jira_sandbox: JiraSandbox, auth: str
 def test_the_other_flavours_credentials_are_refused(jira_sandbox: JiraSandbox) -> None:
     user = USERS["sh2jira-bot"]
     if jira_sandbox.flavour == "cloud":
-        response = requests.get(f"{jira_sandbox.url}/rest/api/2/myself", timeout=5,
-                                headers={"Authorization": f"Bearer {user.pat}"})
+        response = requests.get(
+            f"{jira_sandbox.url}/rest/api/2/myself",
+            timeout=5,
+            headers={"Authorization": f"Bearer {user.pat}"},
+        )
     else:
-        response = requests.get(f"{jira_sandbox.url}/rest/api/2/myself", timeout=5, auth=(user.email, user.api_token))
+        auth = (user.email, user.api_token)
+        response = requests.get(f"{jira_sandbox.url}/rest/api/2/myself", timeout=5, auth=auth)
     assert response.status_code == 401
     assert response.json()["errorMessages"]
 
@@ -102,8 +109,9 @@ def test_project_statuses_carry_categories(jira_sandbox: JiraSandbox) -> None:
 
 
 def test_createmeta_on_cloud(jira_cloud: JiraSandbox) -> None:
-    meta = jira_cloud.client().createmeta(projectKeys="SEC", issuetypeNames="Bug",
-                                          expand="projects.issuetypes.fields")
+    meta = jira_cloud.client().createmeta(
+        projectKeys="SEC", issuetypeNames="Bug", expand="projects.issuetypes.fields"
+    )
     (project,) = meta["projects"]
     (bug,) = project["issuetypes"]
     assert bug["name"] == "Bug"
@@ -122,8 +130,9 @@ def test_createmeta_pages_on_data_center(jira_dc: JiraSandbox) -> None:
 
 def test_data_center_has_no_rest_v3(jira_dc: JiraSandbox) -> None:
     pat = USERS["sh2jira-bot"].pat
-    response = requests.get(f"{jira_dc.url}/rest/api/3/myself", timeout=5,
-                            headers={"Authorization": f"Bearer {pat}"})
+    response = requests.get(
+        f"{jira_dc.url}/rest/api/3/myself", timeout=5, headers={"Authorization": f"Bearer {pat}"}
+    )
     assert response.status_code == 404
 
 
