@@ -15,7 +15,7 @@ from typing import Any
 
 from jira import JIRA, JIRAError
 
-from . import render
+from . import render, retry
 from .finding import Finding
 from .plan import IssueDraft
 
@@ -75,21 +75,30 @@ def describe_jira_error(exc: JIRAError, what: str) -> str:
 class JiraSink:
     """Writes issues. Holds the client and the catalog of ids resolved at start."""
 
-    def __init__(self, client: JIRA, catalog: JiraCatalog | None = None) -> None:
+    def __init__(self, client: JIRA, catalog: JiraCatalog | None = None,
+                 policy: retry.RetryPolicy | None = None) -> None:
         self.client = client
         self.catalog = catalog or JiraCatalog()
         self.is_cloud = bool(client._is_cloud)
+        self.policy = policy or retry.RetryPolicy()
         self.calls: dict[str, int] = {}
+        self.retries: dict[str, int] = {}
+
+    def _count_retry(self, reason: str, wait: float) -> None:
+        self.retries[reason] = self.retries.get(reason, 0) + 1
 
     # -- plumbing -----------------------------------------------------------------------------------------
     def _url(self, path: str) -> str:
         return str(self.client._get_url(path))
 
-    def _send(self, name: str, method: str, path: str, body: Any = None, params: Any = None) -> Any:
+    def _send(self, name: str, method: str, path: str, body: Any = None, params: Any = None, *,
+              idempotent: bool | None = None) -> Any:
+        """One REST call through the library's session, under sh2jira's retry policy (retry.py)."""
         self.calls[name] = self.calls.get(name, 0) + 1
-        session = self.client._session
+        session, url = self.client._session, self._url(path)
         data = json.dumps(body) if body is not None else None
-        response = session.request(method, self._url(path), data=data, params=params)
+        response = retry.send(self.policy, lambda: session.request(method, url, data=data, params=params),
+                              method=method, what=name, on_retry=self._count_retry, idempotent=idempotent)
         if response.status_code == 204 or not response.content:
             return None
         return response.json()
@@ -186,7 +195,7 @@ class JiraSink:
         """A remote link to the finding in the console, upserted by a global id (safe to repeat)."""
         body = {"globalId": f"sh2jira:{finding.key.digest}",
                 "object": {"url": render.console_url(finding), "title": f"Security Hub finding {finding.id}"[:255]}}
-        self._send("remote_link", "POST", f"issue/{key}/remotelink", body)
+        self._send("remote_link", "POST", f"issue/{key}/remotelink", body, idempotent=True)
 
     # -- reads --------------------------------------------------------------------------------------------
     def search(self, jql: str, fields: Sequence[str] = ("labels", "status"),

@@ -20,6 +20,7 @@ from .jira_sink import JiraSink, describe_jira_error
 from .ledger import CREATING, FAILED, OPEN, Entry, Ledger
 from .linkback import LinkBackWriter
 from .plan import Plan, alias_of, plan_page
+from .retry import AmbiguousWrite
 from .rulebook import Rulebook, coarse_filters
 from .securityhub import SecurityHub, changed_since_filters, iso, parse_iso
 
@@ -153,6 +154,9 @@ class Syncer:
         for up in plan.updates:
             try:
                 self.sink.update(up.issue_key, up.fields, up.labels_add, up.labels_remove, up.comment)
+            except AmbiguousWrite:  # the fields were written; the comment may or may not exist: not resent
+                log.warning("comment on %s: outcome unknown, not resent", up.issue_key,
+                            extra={"issue_key": up.issue_key})
             except JIRAError as exc:
                 if exc.status_code is None or exc.status_code >= 500:
                     raise

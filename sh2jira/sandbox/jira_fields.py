@@ -218,10 +218,9 @@ class FieldRules:
             errors[name] = UNSUPPORTED_OP.format(verb, name)
             return
         current: list[str] = list(changes.get(name, getattr(issue, name)))
-        if name == "labels":
-            checked = self.labels([value], errors)
-        else:
-            checked = self.components([value], project, errors)
+        checked = (
+            self.labels([value], errors) if name == "labels" else self.components([value], project, errors)
+        )
         if isinstance(checked, _Bad):
             return
         item = checked[0]

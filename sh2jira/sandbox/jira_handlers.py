@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import jira_meta
 from .jira_http import Ctx, Reply, Route
 from .jira_json import jira_time
+from .jira_meta import create_fields, field_list
 from .jira_model import Issue, Project
 from .jira_store import JiraFailure
 from .jira_workflow import find_resolution
@@ -60,7 +62,7 @@ def myself(ctx: Ctx) -> Reply:
 
 
 def fields(ctx: Ctx) -> Reply:
-    return Reply(200, ctx.render.fields())
+    return Reply(200, field_list(ctx.render))
 
 
 def priorities(ctx: Ctx) -> Reply:
@@ -114,9 +116,7 @@ def _project(ctx: Ctx) -> Project:
 
 def projects(ctx: Ctx) -> Reply:
     with_types = "issueTypes" in ctx.arg_list("expand")
-    return Reply(
-        200, [ctx.render.project(p, issue_types=with_types) for p in ctx.store.catalog.projects.values()]
-    )
+    return Reply(200, [ctx.render.project(p, issue_types=with_types) for p in ctx.store.catalog.projects.values()])
 
 
 def project(ctx: Ctx) -> Reply:
@@ -134,7 +134,7 @@ def project_components(ctx: Ctx) -> Reply:
 def createmeta(ctx: Ctx) -> Reply:
     keys = set(ctx.arg_list("projectKeys")) | set(ctx.arg_list("projectIds"))
     chosen = [p for p in ctx.store.catalog.projects.values() if not keys or p.key in keys or p.id in keys]
-    out = ctx.render.createmeta(chosen, "projects.issuetypes.fields" in ctx.arg_list("expand"))
+    out = jira_meta.createmeta(ctx.render, chosen, "projects.issuetypes.fields" in ctx.arg_list("expand"))
     ids, names = set(ctx.arg_list("issuetypeIds")), set(ctx.arg_list("issuetypeNames"))
     if ids or names:
         for entry in out["projects"]:
@@ -163,7 +163,7 @@ def createmeta_fields(ctx: Ctx) -> Reply:
     tid = ctx.params["issueTypeId"]
     if tid not in p.issue_types:
         raise JiraFailure(404, [f"Issue type with id '{tid}' does not exist in project."])
-    metas = ctx.render.create_fields(p, ctx.store.catalog.issue_types[tid])
+    metas = create_fields(ctx.render, p, ctx.store.catalog.issue_types[tid])
     items = [{**meta, "fieldId": fid} for fid, meta in metas.items()]
     return Reply(200, _page(ctx, items, "fields" if ctx.flavour == "cloud" else "values"))
 
@@ -241,9 +241,7 @@ def do_transition(ctx: Ctx) -> Reply:
     ref = data.get("transition")
     if not isinstance(ref, dict) or ref.get("id") is None:
         raise JiraFailure(400, ["Missing 'transition' identifier"])
-    ctx.store.transition(
-        _issue(ctx), ref["id"], data.get("fields"), data.get("update"), ctx.version, ctx.user
-    )
+    ctx.store.transition(_issue(ctx), ref["id"], data.get("fields"), data.get("update"), ctx.version, ctx.user)
     return Reply(204)
 
 
@@ -271,9 +269,7 @@ def delete_property(ctx: Ctx) -> Reply:
 def remote_links(ctx: Ctx) -> Reply:
     issue = _issue(ctx)
     wanted = ctx.request.args.get("globalId")
-    links = [
-        ctx.render.remote_link(issue, x) for x in issue.remote_links if not wanted or x.global_id == wanted
-    ]
+    links = [ctx.render.remote_link(issue, x) for x in issue.remote_links if not wanted or x.global_id == wanted]
     return Reply(200, links)
 
 

@@ -12,54 +12,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import jira_adf
-from .jira_model import Comment, CustomField, History, Issue, IssueType, Priority, Project, RemoteLink
+from .jira_meta import NOT_ISSUE_FIELDS, SYSTEM_FIELDS, field_meta
+from .jira_model import Comment, History, Issue, IssueType, Priority, Project, RemoteLink
 from .jira_store import JiraStore
 from .jira_workflow import CATEGORIES, RESOLUTIONS, Resolution, Status, Transition, find_resolution
 
 ISSUE_EXPAND = "renderedFields,names,schema,operations,editmeta,changelog,versionedRepresentations"
-SYSTEM_FIELDS: dict[str, tuple[str, dict[str, Any] | None, list[str]]] = {
-    # id: (name, schema, clause names)
-    "summary": ("Summary", {"type": "string", "system": "summary"}, ["summary"]),
-    "description": ("Description", {"type": "string", "system": "description"}, ["description"]),
-    "labels": ("Labels", {"type": "array", "items": "string", "system": "labels"}, ["labels"]),
-    "issuetype": ("Issue Type", {"type": "issuetype", "system": "issuetype"}, ["issuetype", "type"]),
-    "project": ("Project", {"type": "project", "system": "project"}, ["project"]),
-    "priority": ("Priority", {"type": "priority", "system": "priority"}, ["priority"]),
-    "status": ("Status", {"type": "status", "system": "status"}, ["status"]),
-    "resolution": ("Resolution", {"type": "resolution", "system": "resolution"}, ["resolution"]),
-    "resolutiondate": (
-        "Resolved",
-        {"type": "datetime", "system": "resolutiondate"},
-        ["resolutiondate", "resolved"],
-    ),
-    "created": ("Created", {"type": "datetime", "system": "created"}, ["created", "createdDate"]),
-    "updated": ("Updated", {"type": "datetime", "system": "updated"}, ["updated", "updatedDate"]),
-    "assignee": ("Assignee", {"type": "user", "system": "assignee"}, ["assignee"]),
-    "reporter": ("Reporter", {"type": "user", "system": "reporter"}, ["reporter"]),
-    "creator": ("Creator", {"type": "user", "system": "creator"}, ["creator"]),
-    "components": (
-        "Components",
-        {"type": "array", "items": "component", "system": "components"},
-        ["component"],
-    ),
-    "comment": ("Comment", {"type": "comments-page", "system": "comment"}, ["comment"]),
-    "statuscategorychangedate": (
-        "Status Category Changed",
-        {"type": "datetime", "system": "statuscategorychangedate"},
-        ["statusCategoryChangedDate"],
-    ),
-    "issuekey": ("Key", None, ["id", "issue", "issuekey", "key"]),
-    "statusCategory": ("Status Category", None, ["statusCategory"]),
-}
-NOT_ISSUE_FIELDS = {"issuekey", "statusCategory"}
-CUSTOM_TYPES = {
-    "string": ({"type": "string"}, "com.atlassian.jira.plugin.system.customfieldtypes:textfield"),
-    "number": ({"type": "number"}, "com.atlassian.jira.plugin.system.customfieldtypes:float"),
-    "labels": (
-        {"type": "array", "items": "string"},
-        "com.atlassian.jira.plugin.system.customfieldtypes:labels",
-    ),
-}
 
 
 def jira_time(value: datetime | None) -> str | None:
@@ -112,9 +70,7 @@ class Render:
         if user is None:
             return None
         out: dict[str, Any] = {
-            "self": self.url(
-                f"user?accountId={user.account_id}" if self.cloud else f"user?username={user.handle}"
-            )
+            "self": self.url(f"user?accountId={user.account_id}" if self.cloud else f"user?username={user.handle}")
         }
         if self.cloud:
             out.update(accountId=user.account_id, accountType="atlassian")
@@ -229,42 +185,6 @@ class Render:
             for t in p.issue_types
         ]
 
-    def fields(self) -> list[dict[str, Any]]:
-        out = []
-        for fid, (name, schema, clauses) in SYSTEM_FIELDS.items():
-            entry: dict[str, Any] = {
-                "id": fid,
-                "key": fid,
-                "name": name,
-                "custom": False,
-                "orderable": fid not in ("status", "resolutiondate", "created", "updated"),
-                "navigable": fid != "comment",
-                "searchable": True,
-                "clauseNames": clauses,
-            }
-            if schema:
-                entry["schema"] = schema
-            out.append(entry)
-        for cf in self.catalog.custom_fields.values():
-            out.append(
-                {
-                    "id": cf.id,
-                    "key": cf.id,
-                    "name": cf.name,
-                    "custom": True,
-                    "orderable": True,
-                    "navigable": True,
-                    "searchable": True,
-                    "clauseNames": [f"cf[{cf.number}]", cf.name],
-                    "schema": self._custom_schema(cf),
-                }
-            )
-        return out
-
-    def _custom_schema(self, cf: CustomField) -> dict[str, Any]:
-        base, custom = CUSTOM_TYPES[cf.kind]
-        return {**base, "custom": custom, "customId": cf.number}
-
     # -- issues -------------------------------------------------------------------------------------------
     def issue_field_ids(self, issue: Issue) -> list[str]:
         system = [f for f in SYSTEM_FIELDS if f not in NOT_ISSUE_FIELDS]
@@ -305,9 +225,7 @@ class Render:
             return issue.summary
         if name == "description":
             if self.version == "3":
-                return issue.description_adf or (
-                    jira_adf.to_adf(issue.description) if issue.description else None
-                )
+                return issue.description_adf or (jira_adf.to_adf(issue.description) if issue.description else None)
             return issue.description
         if name == "labels":
             return list(issue.labels)
@@ -405,7 +323,7 @@ class Render:
             "isLooped": False,
         }
         if with_fields:
-            out["fields"] = {f: self.field_meta(f, required=False) for f in sorted(t.screen)}
+            out["fields"] = {f: field_meta(self, f, required=False) for f in sorted(t.screen)}
         return out
 
     def remote_link(self, issue: Issue, link: RemoteLink) -> dict[str, Any]:
@@ -418,67 +336,3 @@ class Render:
             out["relationship"] = link.relationship
         out["object"] = link.object
         return out
-
-    # -- create metadata ----------------------------------------------------------------------------------
-    def field_meta(self, fid: str, required: bool, project: Project | None = None) -> dict[str, Any]:
-        operations = ["set"]
-        if fid in self.catalog.custom_fields:
-            cf = self.catalog.custom_fields[fid]
-            name, schema = cf.name, self._custom_schema(cf)
-            if cf.kind == "labels":
-                operations = ["add", "set", "remove"]
-        else:
-            name, sys_schema, _ = SYSTEM_FIELDS[fid]
-            schema = dict(sys_schema or {"type": "string"})
-            if fid in ("labels", "components"):
-                operations = ["add", "set", "remove"]
-        out: dict[str, Any] = {
-            "required": required,
-            "schema": schema,
-            "name": name,
-            "key": fid,
-            "hasDefaultValue": fid == "priority",
-            "operations": operations,
-        }
-        if fid == "priority":
-            out["allowedValues"] = [self.priority(p) for p in self.catalog.priorities.values()]
-        elif fid == "resolution":
-            out["allowedValues"] = self.resolutions()
-        elif fid == "components" and project is not None:
-            out["allowedValues"] = self.project(project)["components"]
-        elif fid == "project" and project is not None:
-            out["allowedValues"] = [self.project(project, short=True)]
-        return out
-
-    def create_fields(self, project: Project, itype: IssueType) -> dict[str, dict[str, Any]]:
-        from .jira_fields import SYSTEM_CREATE
-
-        out = {
-            f: self.field_meta(f, f in ("project", "issuetype", "summary"), project)
-            for f in (*SYSTEM_CREATE, *project.custom_fields)
-        }
-        out["issuetype"]["allowedValues"] = [self.issue_type(itype)]
-        return out
-
-    def createmeta(self, projects: list[Project], with_fields: bool) -> dict[str, Any]:
-        """GET /issue/createmeta (Cloud's older, all-in-one variant)."""
-        out = []
-        for p in projects:
-            types = []
-            for tid in p.issue_types:
-                itype = self.catalog.issue_types[tid]
-                entry = self.issue_type(itype)
-                if with_fields:
-                    entry["fields"] = self.create_fields(p, itype)
-                types.append(entry)
-            out.append(
-                {
-                    "self": self.url(f"project/{p.id}"),
-                    "id": p.id,
-                    "key": p.key,
-                    "name": p.name,
-                    "avatarUrls": self._avatars("project", p.id),
-                    "issuetypes": types,
-                }
-            )
-        return {"expand": "projects", "projects": out}

@@ -65,8 +65,7 @@ def _hits(ctx: Ctx, jql: str, reconcile: list[str], validate: bool = True) -> tu
     problems: list[str] = list(check(ctx.store.known_values())) if check else []
     if problems and validate:
         raise JiraFailure(400, problems)
-    pairs = ctx.store.searchable(ctx.realism.lag, reconcile)
-    docs = [doc for doc, _ in pairs if query.matches(doc)]
+    docs = [doc for doc in ctx.store.searchable(ctx.realism.lag, reconcile) if query.matches(doc)]
     return [str(doc["id"]) for doc in query.sort(docs)], problems
 
 

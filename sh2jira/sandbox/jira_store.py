@@ -15,7 +15,9 @@ from datetime import datetime
 from typing import Any
 
 from . import jira_adf
+from .jira_changes import apply_changes
 from .jira_fields import TEXT_LIMIT, TOO_LONG, FieldRules, NewIssue
+from .jira_index import SearchIndex, jql_view, known_values
 from .jira_model import (
     DEFAULT_PRIORITY,
     Catalog,
@@ -29,7 +31,7 @@ from .jira_model import (
     RemoteLink,
     User,
 )
-from .jira_workflow import RESOLUTIONS, Transition, Workflow, default_workflow, find_resolution
+from .jira_workflow import Transition, Workflow, default_workflow, find_resolution
 
 BULK_LIMIT = 50
 PROPERTY_LIMIT = 32_768
@@ -38,9 +40,7 @@ PROPERTY_LIMIT = 32_768
 class JiraFailure(Exception):
     """A Jira error answer: status plus {"errorMessages": [...], "errors": {...}}."""
 
-    def __init__(
-        self, status: int, messages: Iterable[str] = (), errors: Mapping[str, str] | None = None
-    ) -> None:
+    def __init__(self, status: int, messages: Iterable[str] = (), errors: Mapping[str, str] | None = None) -> None:
         self.status = status
         self.messages = list(messages)
         self.errors = dict(errors or {})
@@ -78,7 +78,7 @@ class JiraStore:
                 "project": 10001,
                 "component": 10100,
             }
-            self._versions: dict[str, list[tuple[float, dict[str, Any]]]] = {}
+            self.index = SearchIndex(self.clock)
 
     def _id(self, kind: str) -> str:
         self._next[kind] += 1
@@ -111,9 +111,7 @@ class JiraStore:
                 issue_types=type_ids,
                 components=[Component(self._id("component"), c) for c in components],
                 workflow=workflow or default_workflow(),
-                custom_fields=list(self.catalog.custom_fields)
-                if custom_fields is None
-                else list(custom_fields),
+                custom_fields=list(self.catalog.custom_fields) if custom_fields is None else list(custom_fields),
             )
             self.catalog.projects[project.key] = project
             return project
@@ -209,7 +207,7 @@ class JiraStore:
                 issue.properties[prop["key"]] = prop.get("value")
         self.issues[issue.id] = issue
         self._keys[issue.key] = issue.id
-        self._index(issue)
+        self.index.record(self.view(issue))
         return issue
 
     # -- edit, comment, transition ------------------------------------------------------------------------
@@ -219,52 +217,13 @@ class JiraStore:
             checked = [self._comment_body(body, version) for body in comments]
             if errors:
                 raise JiraFailure(400, [], errors)
-            items = self._apply(issue, changes)
+            items = apply_changes(self.catalog, issue, changes)
             for text, adf in checked:
                 self._add_comment(issue, text, adf, actor)
             if items:
                 self._history(issue, actor, items)
             if items or checked:
                 self._touch(issue)
-
-    def _apply(self, issue: Issue, changes: Mapping[str, Any]) -> list[ChangeItem]:
-        items: list[ChangeItem] = []
-        for name, value in changes.items():
-            if name.startswith("custom:"):
-                fid = name.removeprefix("custom:")
-                old = issue.custom.get(fid)
-                if value is None:
-                    issue.custom.pop(fid, None)
-                else:
-                    issue.custom[fid] = value
-                items.append(
-                    ChangeItem(self.catalog.custom_fields[fid].name, None, _str(old), None, _str(value))
-                )
-                continue
-            if name == "description":
-                old = issue.description
-                if (old, issue.description_adf) != tuple(value):
-                    issue.description, issue.description_adf = value
-                    items.append(ChangeItem("description", None, old, None, issue.description))
-                continue
-            old = getattr(issue, name)
-            if old == value:
-                continue
-            setattr(issue, name, value)
-            items.append(self._change(name, old, value))
-        return items
-
-    def _change(self, name: str, old: Any, new: Any) -> ChangeItem:
-        if name == "priority":
-            cat = self.catalog.priorities
-            return ChangeItem("priority", old, cat[old].name, new, cat[new].name)
-        if name == "assignee":
-            return ChangeItem("assignee", old, _display(self.catalog, old), new, _display(self.catalog, new))
-        if name == "components":
-            return ChangeItem("Component", None, _str(old), None, _str(new))
-        if name == "labels":
-            return ChangeItem("labels", None, " ".join(old), None, " ".join(new))
-        return ChangeItem(name, None, _str(old), None, _str(new))
 
     def add_comment(self, issue: Issue, body: Any, version: str, actor: str) -> Comment:
         with self.lock:
@@ -298,9 +257,7 @@ class JiraStore:
     def transitions(self, issue: Issue) -> list[Transition]:
         return self.project_of(issue).workflow.available(issue.status)
 
-    def transition(
-        self, issue: Issue, transition_id: Any, fields: Any, update: Any, version: str, actor: str
-    ) -> None:
+    def transition(self, issue: Issue, transition_id: Any, fields: Any, update: Any, version: str, actor: str) -> None:
         """POST /transitions: the transition must be available now; only its screen fields may be set."""
         with self.lock:
             workflow = self.project_of(issue).workflow
@@ -315,9 +272,7 @@ class JiraStore:
             }
             resolution = None
             if "resolution" in fields and "resolution" in chosen.screen:
-                resolution = find_resolution(
-                    fields["resolution"] if isinstance(fields["resolution"], dict) else {}
-                )
+                resolution = find_resolution(fields["resolution"] if isinstance(fields["resolution"], dict) else {})
                 if resolution is None:
                     errors["resolution"] = "Could not find valid 'id' or 'name' in resolution object."
             comments = (
@@ -336,9 +291,7 @@ class JiraStore:
             for text, adf in checked:
                 self._add_comment(issue, text, adf, actor)
 
-    def _move(
-        self, issue: Issue, workflow: Workflow, chosen: Transition, resolution: str | None, actor: str
-    ) -> None:
+    def _move(self, issue: Issue, workflow: Workflow, chosen: Transition, resolution: str | None, actor: str) -> None:
         now = self.now()
         old, new = workflow.status(issue.status), workflow.status(chosen.to)
         items = [ChangeItem("status", old.id, old.name, new.id, new.name)]
@@ -371,7 +324,7 @@ class JiraStore:
 
     def _touch(self, issue: Issue) -> None:
         issue.updated = self.now()
-        self._index(issue)
+        self.index.record(self.view(issue))
 
     # -- properties and remote links ----------------------------------------------------------------------
     def set_property(self, issue: Issue, key: str, value: Any) -> bool:
@@ -422,85 +375,17 @@ class JiraStore:
 
     # -- search index -------------------------------------------------------------------------------------
     def view(self, issue: Issue) -> dict[str, Any]:
-        """The JQL view of an issue, as the JQL engine reads it."""
-        project = self.project_of(issue)
-        status = project.workflow.status(issue.status)
-        res = find_resolution({"id": issue.resolution}) if issue.resolution else None
-        names = {c.id: c.name for c in project.components}
-        return {
-            "id": issue.id,
-            "key": issue.key,
-            "project": issue.project,
-            "summary": issue.summary,
-            "description": issue.description or "",
-            "labels": list(issue.labels),
-            "status": status.name,
-            "statusCategory": status.category,
-            "resolution": res.name if res else None,
-            "priority": self.catalog.priorities[issue.priority].name,
-            "issuetype": self.catalog.issue_types[issue.issuetype].name,
-            "assignee": self._user_ref(issue.assignee),
-            "reporter": self._user_ref(issue.reporter),
-            "created": issue.created,
-            "updated": issue.updated,
-            "resolutiondate": issue.resolutiondate,
-            "component": [names[c] for c in issue.components if c in names],
-        }
+        return jql_view(self.catalog, self.flavour, issue)
 
     def known_values(self) -> dict[str, set[str]]:
-        """What exists on the site, by JQL field, for the JQL engine's value checks (Jira's 400s)."""
         with self.lock:
-            projects = self.catalog.projects.values()
-            users = {self._user_ref(h) or h for h in self.catalog.users}
-            return {
-                "project": {p.key for p in projects} | {p.id for p in projects},
-                "status": {s for p in projects for s in p.workflow.statuses},
-                "priority": {p.name for p in self.catalog.priorities.values()},
-                "issuetype": {t.name for t in self.catalog.issue_types.values()},
-                "resolution": {r.name for r in RESOLUTIONS},
-                "component": {c.name for p in projects for c in p.components},
-                "assignee": users,
-                "reporter": users,
-                "key": {i.key for i in self.issues.values()},
-                "id": set(self.issues),
-            }
+            return known_values(self.catalog, self.flavour, self.issues.values())
 
-    def _user_ref(self, handle: str | None) -> str | None:
-        if handle is None or handle not in self.catalog.users:
-            return handle
-        return self.catalog.users[handle].account_id if self.flavour == "cloud" else handle
-
-    def _index(self, issue: Issue) -> None:
-        self._versions.setdefault(issue.id, []).append((self.clock(), self.view(issue)))
-
-    def searchable(self, lag: float, reconcile: Iterable[str] = ()) -> list[tuple[dict[str, Any], Issue]]:
-        """(view, issue) pairs the index shows now: versions at least `lag` seconds old, except for
-        the ids named in `reconcile`, which are read fresh (Cloud's reconcileIssues)."""
-        fresh = {str(x) for x in reconcile}
+    def searchable(self, lag: float, reconcile: Iterable[str] = ()) -> list[dict[str, Any]]:
+        """The JQL views a search sees now (see SearchIndex.visible)."""
         with self.lock:
-            cutoff = self.clock() - lag
-            out = []
-            for issue_id, versions in self._versions.items():
-                issue = self.issues[issue_id]
-                if issue_id in fresh:
-                    out.append((self.view(issue), issue))
-                    continue
-                seen = [doc for stamp, doc in versions if stamp <= cutoff]
-                if seen:
-                    out.append((seen[-1], issue))
-            return out
+            fresh = {str(x): self.view(self.issues[str(x)]) for x in reconcile if str(x) in self.issues}
+            return self.index.visible(lag, fresh)
 
 
 _MISSING = object()
-
-
-def _str(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, list):
-        return " ".join(str(v) for v in value)
-    return str(value)
-
-
-def _display(catalog: Catalog, handle: str | None) -> str | None:
-    return catalog.users[handle].display_name if handle in catalog.users else handle

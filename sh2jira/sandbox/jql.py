@@ -11,9 +11,9 @@ because that needs the site's data: call ``Query.check_values`` with what exists
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sh2jira.sandbox.jql_ast import ParsedQuery
 from sh2jira.sandbox.jql_compile import Compiler, Predicate, Reference
@@ -25,6 +25,7 @@ from sh2jira.sandbox.jql_parser import parse
 __all__ = ["JqlError", "Query", "compile_jql", "quote"]
 
 _KEY = FIELDS["key"]
+DocT = TypeVar("DocT", bound=Mapping[str, Any])
 
 
 class Query:
@@ -40,8 +41,8 @@ class Query:
     def matches(self, doc: Mapping[str, Any]) -> bool:
         return self._predicate(doc)
 
-    def sort(self, docs: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-        """Apply ORDER BY (key descending when there is none, and as the final tie-break)."""
+    def sort(self, docs: Sequence[DocT]) -> list[DocT]:
+        """Apply ORDER BY (key descending when there is none, and as the final tie-break); a new list."""
         order = list(self._order)
         if not any(spec.kind == "issue" for spec, _ in order):
             order.append((_KEY, True))

@@ -165,18 +165,8 @@ class Compiler:
             self.messages.append(f"Field '{name}' does not exist or you do not have permission to view it.")
             return None
         items = list(_flatten(operand)) if operand is not None else []
-        calls: dict[Function, datetime] = {}
-        for item in items:
-            if isinstance(item, Function):
-                if item.name.lower() not in DATE_FUNCTIONS:
-                    self.messages.append(f"Unable to find JQL function '{item.display()}'.")
-                    return None
-                result = call_date_function(item.name, item.args, self.now)
-                if isinstance(result, str):
-                    self.messages.append(result)
-                    return None
-                calls[item] = result
-        if operand is not None and not self._usage_ok(name, operator, operand):
+        calls = self._call_functions(items)
+        if calls is None or (operand is not None and not self._usage_ok(name, operator, operand)):
             return None
         refused = spec.kind == "resolution" and operator in _COMPARE
         if operand is None or operator not in spec.operators or refused:
@@ -204,6 +194,22 @@ class Compiler:
         if len(self.messages) > before:
             return None
         return Condition(spec, name, operator, tuple(values), has_empty)
+
+    def _call_functions(self, items: list[Operand]) -> dict[Function, datetime] | None:
+        """Evaluate the operand's functions; None (with Jira's message) for unknown ones or bad arguments."""
+        calls: dict[Function, datetime] = {}
+        for item in items:
+            if not isinstance(item, Function):
+                continue
+            if item.name.lower() not in DATE_FUNCTIONS:
+                self.messages.append(f"Unable to find JQL function '{item.display()}'.")
+                return None
+            result = call_date_function(item.name, item.args, self.now)
+            if isinstance(result, str):
+                self.messages.append(result)
+                return None
+            calls[item] = result
+        return calls
 
     def _usage_ok(self, name: str, operator: str, operand: Operand) -> bool:
         """Jira's DefaultOperatorUsageValidator."""

@@ -17,10 +17,9 @@ from .jira_model import DEFAULT_USERS
 from .securityhub import SecurityHubApp
 from .server import RunningServer, serve
 
-# The sandbox's AWS side: the caller is the administrator account, with one member account, as in an
-# organisation whose delegated administrator runs sh2jira.
+# The sandbox's AWS side: the caller is an organisation's delegated administrator account and sees every
+# account's findings, as sh2jira would when run from the Security Hub administrator.
 ADMIN_ACCOUNT = "111122223333"
-MEMBER_ACCOUNTS = ("444455556666",)
 ACCESS_KEY, SECRET_KEY = "AKIDEXAMPLE", "example"
 BOT = next(u for u in DEFAULT_USERS if u.handle == "sh2jira-bot")
 
@@ -44,7 +43,7 @@ class Sandbox:
 
 
 def start(flavour: str = "cloud", sh_port: int = 0, jira_port: int = 0) -> Sandbox:
-    sh_app = SecurityHubApp(default_account=ADMIN_ACCOUNT, administrators={ADMIN_ACCOUNT: list(MEMBER_ACCOUNTS)})
+    sh_app = SecurityHubApp(default_account=ADMIN_ACCOUNT, administrators={ADMIN_ACCOUNT: ["*"]})
     jira_app = JiraApp(flavour)
     return Sandbox(serve(sh_app, port=sh_port), sh_app, serve(jira_app, port=jira_port), jira_app)
 

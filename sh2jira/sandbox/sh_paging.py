@@ -27,15 +27,23 @@ def query_digest(*parts: Any) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
+# Leading bytes that keep the token from decoding as JSON: botocore's paginator reads base64-JSON
+# StartingTokens as its own resume tokens and would take ours apart.
+_MAGIC = b"\x00sh1"
+
+
 def encode_token(digest: str, after: list[Any]) -> str:
     raw = json.dumps({"v": 1, "q": digest, "a": after}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode()
+    return base64.urlsafe_b64encode(_MAGIC + raw.encode()).decode()
 
 
 def decode_token(token: str, digest: str, key_length: int) -> list[Any]:
     """The position a token encodes; InvalidInputException if it is garbled or from another query."""
     try:
-        data = json.loads(base64.urlsafe_b64decode(token.encode()))
+        raw = base64.urlsafe_b64decode(token.encode())
+        if not raw.startswith(_MAGIC):
+            raise ValueError("not a sandbox token")
+        data = json.loads(raw[len(_MAGIC):])
     except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
         raise invalid_input("NextToken is invalid") from exc
     if not isinstance(data, dict) or data.get("v") != 1 or not isinstance(data.get("a"), list):

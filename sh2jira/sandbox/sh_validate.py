@@ -44,6 +44,9 @@ class Constraints:
 
 
 NONE = Constraints()
+# Map values (ProductFields, UserDefinedFields, tags) may be empty strings: real GuardDuty findings carry
+# ProductFields values of "" although the model's value shape says NonEmptyString. pattern="" = no pattern.
+_MAP_VALUE = Constraints(pattern="")
 
 # Documented limits that the model's text does not carry, keyed by (structure shape name, member name).
 _EXTRA: dict[tuple[str, str], Constraints] = {
@@ -62,9 +65,9 @@ _EXTRA: dict[tuple[str, str], Constraints] = {
     ("NoteUpdate", "Text"): Constraints(max_len=512),
     ("NoteUpdate", "UpdatedBy"): Constraints(max_len=512),
     ("AwsSecurityFinding", "UserDefinedFields"): Constraints(
-        max_items=50, key_max_len=128, item=Constraints(max_len=1024)),
+        max_items=50, key_max_len=128, item=Constraints(max_len=1024, pattern="")),
     ("BatchUpdateFindingsRequest", "UserDefinedFields"): Constraints(
-        max_items=50, key_max_len=128, item=Constraints(max_len=1024)),
+        max_items=50, key_max_len=128, item=Constraints(max_len=1024, pattern="")),
 }
 
 
@@ -137,6 +140,20 @@ def _member_constraints(parent_name: str, member_name: str) -> Constraints:
     return result
 
 
+def _with_shape_metadata(shp: Shape, rules: Constraints) -> Constraints:
+    """List members and map values have no member documentation: their shape's own metadata applies."""
+    meta = shp.metadata
+    own: dict[str, Any] = {}
+    if shp.type_name == "string":
+        own = {"min_len": meta.get("min"), "max_len": meta.get("max"), "pattern": meta.get("pattern")}
+    elif shp.type_name in ("list", "map"):
+        own = {"min_items": meta.get("min"), "max_items": meta.get("max")}
+    elif shp.type_name in ("integer", "long", "double", "float"):
+        own = {"minimum": meta.get("min"), "maximum": meta.get("max")}
+    missing = {k: v for k, v in own.items() if v is not None and getattr(rules, k) is None}
+    return replace(rules, **missing) if missing else rules
+
+
 class _Checker:
     def __init__(self) -> None:
         self.problems: list[str] = []
@@ -147,6 +164,7 @@ class _Checker:
 
     def check(self, shp: Shape, value: Any, path: str, rules: Constraints) -> None:
         kind = shp.type_name
+        rules = _with_shape_metadata(shp, rules)
         if kind == "structure":
             self._structure(shp, value, path)
         elif kind == "list":
@@ -205,7 +223,7 @@ class _Checker:
             child = f"{path}['{key}']"
             if rules.key_max_len is not None and len(key) > rules.key_max_len:
                 self.add(f"{child} key should NOT be longer than {rules.key_max_len} characters")
-            self.check(shp.value, item, child, rules.item or NONE)
+            self.check(shp.value, item, child, rules.item or _MAP_VALUE)
 
     def _string(self, shp: Shape, value: Any, path: str, rules: Constraints) -> None:
         if not isinstance(value, str):

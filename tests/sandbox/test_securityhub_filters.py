@@ -1,6 +1,7 @@
-"""GetFindings through boto3: every filter kind, OR/AND semantics, limits and the filter table vs the model."""
+"""GetFindings filters through boto3: every kind, OR/AND semantics, limits, the filter table vs the model."""
 
-# ruff: noqa: F811  (pytest fixtures are imported by name and then requested as parameters)
+# pytest fixtures are imported by name and then requested as parameters:
+# ruff: noqa: F811
 
 from __future__ import annotations
 
@@ -44,8 +45,8 @@ FINDINGS = [
                  Confidence=75, FirstObservedAt="2024-10-01T00:00:00Z",
                  Network={"SourceIpV4": "192.168.7.9", "Direction": "OUT"}),
     asff_finding(4, Title="S3 bucket is public", Severity={"Label": "MEDIUM"}, RecordState="ARCHIVED",
-                 Types=["Effects/Data Exposure"], Resources=[_resource("AwsS3Bucket", "bucket-4",
-                                                                       Tags={"team": "data", "env": "prod"})]),
+                 Types=["Effects/Data Exposure"],
+                 Resources=[_resource("AwsS3Bucket", "bucket-4", Tags={"team": "data", "env": "prod"})]),
 ]
 
 
@@ -106,7 +107,8 @@ def test_type_filter_matches_any_element(loaded: Any) -> None:
 
 def test_attributes_are_anded(loaded: Any) -> None:
     assert _ids(loaded, Type=[s("Effects/Data Exposure")], RecordState=[s("ACTIVE")]) == {2}
-    assert _ids(loaded, ComplianceStatus=[s("FAILED")], ComplianceSecurityControlId=[s("CloudFront.1")]) == {1}
+    control = [s("CloudFront.1")]
+    assert _ids(loaded, ComplianceStatus=[s("FAILED")], ComplianceSecurityControlId=control) == {1}
 
 
 def test_negative_filter_keeps_findings_without_the_field(loaded: Any) -> None:

@@ -1,6 +1,7 @@
 """BatchImportFindings through boto3: real samples, validation, defaults, re-import, workflow resets."""
 
-# ruff: noqa: F811  (pytest fixtures are imported by name and then requested as parameters)
+# pytest fixtures are imported by name and then requested as parameters:
+# ruff: noqa: F811
 
 from __future__ import annotations
 
