@@ -19,6 +19,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StringConstraints,
     ValidationError,
     model_validator,
 )
@@ -127,6 +128,24 @@ class JiraConfig(Section):
         return self
 
 
+class ClosureConfig(Section):
+    """Closure sync both ways. Transition names are tried in order: the first one the issue offers is used."""
+
+    resolve_transitions: list[Annotated[str, StringConstraints(min_length=1)]] = Field(
+        default_factory=lambda: ["Done", "Resolve Issue", "Close Issue", "Closed"], min_length=1,
+        description="Transitions that resolve an issue whose finding went away (archived, passed, resolved).")
+    resolution: str = Field(default="Done", min_length=1, description="Resolution set when sh2jira resolves.")
+    reopen_transitions: list[Annotated[str, StringConstraints(min_length=1)]] = Field(
+        default_factory=lambda: ["Reopen", "Reopen Issue", "To Do", "Backlog", "Open"], min_length=1,
+        description="Transitions that reopen an issue whose finding came back.")
+    suppress_resolutions: list[str] = Field(
+        default_factory=lambda: ["Won't Do", "Won't Fix", "Risk Accepted", "Duplicate"],
+        description="Jira resolutions that set the finding SUPPRESSED; any other done resolution sets RESOLVED.")
+    from_jira: bool = Field(default=True, description="Issues resolved or reopened in Jira update the finding.")
+    search_overlap_minutes: int = Field(default=10, ge=1, le=1440, description=(
+        "Re-read window behind the Jira cursor: covers search-index lag and JQL's minute precision."))
+
+
 class LedgerConfig(Section):
     """Our own finding → issue ledger (SQLite)."""
 
@@ -147,6 +166,7 @@ class Config(Section):
     jira: JiraConfig
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
     run: RunConfig = Field(default_factory=RunConfig)
+    closure: ClosureConfig = Field(default_factory=ClosureConfig)
     rulebook: Rulebook = Field(description="Inline, or the path of a YAML file (relative to this one).")
 
 

@@ -106,7 +106,8 @@ class JiraApp:
             return _reply(Reply(status, {"errorMessages": [f"null for uri: {request.url}"], "errors": {}}))
         ctx = Ctx(request, self.store, self.realism, user, version, params, self.jql)
         try:
-            reply = route.handler(ctx)
+            with self.store.lock:  # one request at a time inside the site, like a transaction
+                reply = route.handler(ctx)
         except JiraFailure as failure:
             reply = Reply(failure.status, failure.body())
         after = self.realism.take_fault(method, path, after_write=True)
@@ -191,9 +192,7 @@ class JiraApp:
             self.realism.calls.clear()
 
     def total_calls(self, prefix: str = "") -> int:
-        return sum(
-            n for route, n in self.calls.items() if route.split(" ", 1)[1].startswith(prefix or "/rest/")
-        )
+        return sum(n for route, n in self.calls.items() if route.split(" ", 1)[1].startswith(prefix or "/rest/"))
 
     def set_index_lag(self, seconds: float) -> None:
         self.realism.lag = max(0.0, seconds)

@@ -28,8 +28,7 @@ def dump_issue(store: JiraStore, issue_id: str) -> dict[str, Any]:
         view["components"] = view.pop("component")
         view["custom"] = dict(issue.custom)
         view["comments"] = [
-            {"id": c.id, "author": c.author, "body": c.body, "created": c.created.isoformat()}
-            for c in issue.comments
+            {"id": c.id, "author": c.author, "body": c.body, "created": c.created.isoformat()} for c in issue.comments
         ]
         view["properties"] = dict(issue.properties)
         view["remote_links"] = [

@@ -76,9 +76,7 @@ class FieldRules:
     def check_create(self, fields: Any) -> tuple[NewIssue | None, dict[str, str]]:
         errors: dict[str, str] = {}
         if not isinstance(fields, dict):
-            return None, {"fields": "Field 'fields' is required."} if fields is None else {
-                "fields": NOT_ARRAY
-            }
+            return None, {"fields": "Field 'fields' is required."} if fields is None else {"fields": NOT_ARRAY}
         project = self._project(fields.get("project"))
         if project is None:
             errors["project"] = NO_PROJECT
@@ -91,9 +89,7 @@ class FieldRules:
                 errors[name] = NOT_ON_SCREEN.format(name)
         itype = self._issue_type(fields.get("issuetype"), project, errors)
         summary = self.summary(fields.get("summary"), errors)
-        new = NewIssue(
-            project, itype or self.catalog.issue_types[project.issue_types[0]], "", self.default_priority
-        )
+        new = NewIssue(project, itype or self.catalog.issue_types[project.issue_types[0]], "", self.default_priority)
         if isinstance(summary, str):
             new.summary = summary
         if fields.get("description") is not None:
@@ -141,9 +137,7 @@ class FieldRules:
         return itype
 
     # -- edit ---------------------------------------------------------------------------------------------
-    def check_edit(
-        self, issue: Issue, fields: Any, update: Any
-    ) -> tuple[dict[str, Any], list[Any], dict[str, str]]:
+    def check_edit(self, issue: Issue, fields: Any, update: Any) -> tuple[dict[str, Any], list[Any], dict[str, str]]:
         """Changes to apply ({attribute or "custom:<id>": value}), comment bodies to add, and errors."""
         errors: dict[str, str] = {}
         changes: dict[str, Any] = {}
@@ -159,11 +153,7 @@ class FieldRules:
                 self._set(name, value, project, changes, errors)
         for name, ops in update.items():
             if name == "comment":
-                comments.extend(
-                    op["add"].get("body")
-                    for op in ops or []
-                    if isinstance(op, dict) and isinstance(op.get("add"), dict)
-                )
+                comments.extend(comment_bodies({"comment": ops}))
                 continue
             if name not in screen:
                 errors[name] = NOT_ON_SCREEN.format(name)
@@ -175,9 +165,7 @@ class FieldRules:
                 self._apply_op(issue, name, op, project, changes, errors)
         return changes, comments, errors
 
-    def _set(
-        self, name: str, value: Any, project: Project, changes: dict[str, Any], errors: dict[str, str]
-    ) -> None:
+    def _set(self, name: str, value: Any, project: Project, changes: dict[str, Any], errors: dict[str, str]) -> None:
         result: Any
         if name == "summary":
             result = self.summary(value, errors)
@@ -218,9 +206,7 @@ class FieldRules:
             errors[name] = UNSUPPORTED_OP.format(verb, name)
             return
         current: list[str] = list(changes.get(name, getattr(issue, name)))
-        checked = (
-            self.labels([value], errors) if name == "labels" else self.components([value], project, errors)
-        )
+        checked = self.labels([value], errors) if name == "labels" else self.components([value], project, errors)
         if isinstance(checked, _Bad):
             return
         item = checked[0]
@@ -341,3 +327,11 @@ class FieldRules:
             errors[cf.id] = TOO_LONG.format(255)
             return BAD
         return value
+
+
+def comment_bodies(update: Any) -> list[Any]:
+    """The bodies of `update.comment[].add` operations (edit and transition requests carry them)."""
+    ops = update.get("comment") if isinstance(update, dict) else None
+    if not isinstance(ops, list):
+        return []
+    return [op["add"].get("body") for op in ops if isinstance(op, dict) and isinstance(op.get("add"), dict)]

@@ -12,7 +12,6 @@ from typing import Any
 from . import jira_meta
 from .jira_http import Ctx, Reply, Route
 from .jira_json import jira_time
-from .jira_meta import create_fields, field_list
 from .jira_model import Issue, Project
 from .jira_store import JiraFailure
 from .jira_workflow import find_resolution
@@ -62,7 +61,7 @@ def myself(ctx: Ctx) -> Reply:
 
 
 def fields(ctx: Ctx) -> Reply:
-    return Reply(200, field_list(ctx.render))
+    return Reply(200, jira_meta.field_list(ctx.render))
 
 
 def priorities(ctx: Ctx) -> Reply:
@@ -163,7 +162,7 @@ def createmeta_fields(ctx: Ctx) -> Reply:
     tid = ctx.params["issueTypeId"]
     if tid not in p.issue_types:
         raise JiraFailure(404, [f"Issue type with id '{tid}' does not exist in project."])
-    metas = create_fields(ctx.render, p, ctx.store.catalog.issue_types[tid])
+    metas = jira_meta.create_fields(ctx.render, p, ctx.store.catalog.issue_types[tid])
     items = [{**meta, "fieldId": fid} for fid, meta in metas.items()]
     return Reply(200, _page(ctx, items, "fields" if ctx.flavour == "cloud" else "values"))
 

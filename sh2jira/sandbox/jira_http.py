@@ -48,9 +48,7 @@ class Ctx:
         try:
             return json.loads(raw)
         except ValueError:
-            raise JiraFailure(
-                400, ["Unexpected character in the request body: it is not valid JSON."]
-            ) from None
+            raise JiraFailure(400, ["Unexpected character in the request body: it is not valid JSON."]) from None
 
     def body_dict(self) -> dict[str, Any]:
         data = self.body()
@@ -71,9 +69,7 @@ class Ctx:
         try:
             return int(value)
         except (TypeError, ValueError):
-            raise JiraFailure(
-                400, [f"The value '{value}' is not valid for the parameter '{name}'."]
-            ) from None
+            raise JiraFailure(400, [f"The value '{value}' is not valid for the parameter '{name}'."]) from None
 
 
 Handler = Callable[[Ctx], Reply]

@@ -1,7 +1,7 @@
 """Field metadata of the Jira stand-in: GET /field, create metadata, and transition screens.
 
-Callers use these to check at start-up that the fields they mean to set exist and are on the screens
-(sh2jira refuses to run against a site that would answer "not on the appropriate screen" later).
+A client can check at start-up that the fields it means to set exist and are on the create screen,
+instead of learning it from a 400 "not on the appropriate screen" at its first create.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
-"""State of the Jira stand-in: issues and everything hanging off them, plus the lagging search index.
+"""State of the Jira stand-in: issues and everything hanging off them (comments, properties, remote
+links, changelog), behind one lock.
 
-All writes go through here so that `updated`, the changelog and the search index stay consistent. Every
-write appends a version of the issue's JQL view stamped with the clock; a search made `lag` seconds later
-sees the newest version old enough, which is how Jira Cloud's eventually consistent search behaves
-(an issue created a moment ago is missing, a label removed a moment ago still matches).
+All writes go through here so that `updated`, the changelog and the lagging search index (jira_index)
+stay consistent with each other, as they do in Jira.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from typing import Any
 
 from . import jira_adf
 from .jira_changes import apply_changes
-from .jira_fields import TEXT_LIMIT, TOO_LONG, FieldRules, NewIssue
+from .jira_fields import TEXT_LIMIT, TOO_LONG, FieldRules, NewIssue, comment_bodies
 from .jira_index import SearchIndex, jql_view, known_values
 from .jira_model import (
     DEFAULT_PRIORITY,
@@ -275,15 +274,7 @@ class JiraStore:
                 resolution = find_resolution(fields["resolution"] if isinstance(fields["resolution"], dict) else {})
                 if resolution is None:
                     errors["resolution"] = "Could not find valid 'id' or 'name' in resolution object."
-            comments = (
-                [
-                    op["add"].get("body")
-                    for op in (update or {}).get("comment", []) or []
-                    if isinstance(op, dict) and isinstance(op.get("add"), dict)
-                ]
-                if isinstance(update, dict)
-                else []
-            )
+            comments = comment_bodies(update)
             checked = [self._comment_body(body, version) for body in comments]
             if errors:
                 raise JiraFailure(400, [], errors)
@@ -351,15 +342,11 @@ class JiraStore:
 
     def upsert_remote_link(self, issue: Issue, payload: Any) -> tuple[RemoteLink, bool]:
         """POST /remotelink: a link with the same globalId is updated (200), else a new one is made (201)."""
-        obj = payload.get("object") if isinstance(payload, dict) else None
-        errors = {}
-        if not isinstance(obj, dict) or not obj.get("url"):
-            errors["url"] = "'url' is required."
-        if not isinstance(obj, dict) or not obj.get("title"):
-            errors["title"] = "'title' is required."
+        payload = payload if isinstance(payload, dict) else {}
+        obj = payload.get("object") if isinstance(payload.get("object"), dict) else {}
+        errors = {name: f"'{name}' is required." for name in ("url", "title") if not obj.get(name)}
         if errors:
             raise JiraFailure(400, [], errors)
-        assert isinstance(payload, dict) and isinstance(obj, dict)
         global_id = payload.get("globalId")
         with self.lock:
             link = next((x for x in issue.remote_links if global_id and x.global_id == global_id), None)

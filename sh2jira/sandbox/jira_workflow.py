@@ -152,7 +152,5 @@ def default_workflow(*, reopen: bool = True, rename: Mapping[str, str] | None = 
         Transition("31", names["Stop Progress"], TO_DO.name, frozenset({IN_PROGRESS.name})),
     ]
     if reopen:
-        transitions.append(
-            Transition("41", names["Reopen"], TO_DO.name, frozenset({DONE.name}), resolution="clear")
-        )
+        transitions.append(Transition("41", names["Reopen"], TO_DO.name, frozenset({DONE.name}), resolution="clear"))
     return Workflow([TO_DO, IN_PROGRESS, DONE], transitions, initial=TO_DO.name)

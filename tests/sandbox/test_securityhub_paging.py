@@ -49,7 +49,8 @@ def test_paginator_walks_250_findings_newest_first(client250: Any) -> None:
     assert "NextToken" not in pages[-1]
 
 
-def test_max_results_defaults_to_100_and_is_bounded(client250: Any, securityhub_sandbox: SecurityHubSandbox) -> None:
+def test_max_results_defaults_to_100_and_is_bounded(client250: Any,
+                                                    securityhub_sandbox: SecurityHubSandbox) -> None:
     first = client250.get_findings()
     assert len(first["Findings"]) == 100 and first["NextToken"]
     assert "should be <= 100" in _error(lambda: client250.get_findings(MaxResults=101))
@@ -63,8 +64,9 @@ def test_sort_criteria(client250: Any) -> None:
     criteria = [{"Field": "SeverityNormalized", "SortOrder": "desc"}, {"Field": "Title", "SortOrder": "asc"}]
     found = client250.get_findings(SortCriteria=criteria, MaxResults=3)["Findings"]
     assert [f["Severity"]["Label"] for f in found] == ["CRITICAL"] * 3
-    assert [f["Title"] for f in found] == ["Sandbox finding 104", "Sandbox finding 109", "Sandbox finding 114"]
-    ascending = client250.get_findings(SortCriteria=[{"Field": "UpdatedAt", "SortOrder": "asc"}], MaxResults=2)
+    assert [f["Title"] for f in found] == [f"Sandbox finding {n}" for n in (104, 109, 114)]
+    oldest_first = [{"Field": "UpdatedAt", "SortOrder": "asc"}]
+    ascending = client250.get_findings(SortCriteria=oldest_first, MaxResults=2)
     assert [_number(f) for f in ascending["Findings"]] == [0, 1]
     by_path = client250.get_findings(SortCriteria=[{"Field": "Severity.Normalized", "SortOrder": "asc"}],
                                      MaxResults=1)

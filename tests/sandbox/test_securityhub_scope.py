@@ -48,7 +48,7 @@ def test_each_region_has_its_own_store(securityhub_sandbox: SecurityHubSandbox) 
 
 def test_findings_are_filed_under_their_own_account(securityhub_factory: Any) -> None:
     sandbox = securityhub_factory(access_keys=KEYS, administrators={ADMIN: [MEMBER]})
-    admin, member, outsider = (sandbox.client(access_key=k) for k in ("AKIDADMIN", "AKIDMEMBER", "AKIDOUTSIDER"))
+    admin, member, outsider = (sandbox.client(access_key=k) for k in KEYS)
     admin.batch_import_findings(Findings=[asff_finding(n, account=a) for n, a in
                                           [(1, ADMIN), (2, MEMBER), (3, OUTSIDER)]])
     assert _ids(admin) == {"sandbox-finding-0001", "sandbox-finding-0002"}
@@ -96,12 +96,13 @@ def test_update_in_home_region_reaches_the_finding_in_its_region(securityhub_fac
     sandbox, clients = _aggregated(securityhub_factory)
     linked = asff_finding(2, region="eu-west-1")
     ident = {"Id": linked["Id"], "ProductArn": linked["ProductArn"]}
-    result = clients["us-east-1"].batch_update_findings(FindingIdentifiers=[ident], Workflow={"Status": "RESOLVED"})
+    home = clients["us-east-1"]
+    result = home.batch_update_findings(FindingIdentifiers=[ident], Workflow={"Status": "RESOLVED"})
     assert result["ProcessedFindings"] == [ident]
     assert clients["eu-west-1"].get_findings()["Findings"][0]["Workflow"] == {"Status": "RESOLVED"}
     unlinked = asff_finding(3, region="ap-southeast-2")
     other = {"Id": unlinked["Id"], "ProductArn": unlinked["ProductArn"]}
-    missed = clients["us-east-1"].batch_update_findings(FindingIdentifiers=[other], Workflow={"Status": "RESOLVED"})
+    missed = home.batch_update_findings(FindingIdentifiers=[other], Workflow={"Status": "RESOLVED"})
     assert missed["UnprocessedFindings"][0]["ErrorCode"] == "FindingNotFound"
 
 
@@ -109,7 +110,8 @@ def test_client_discovers_the_aggregator(securityhub_factory: Any) -> None:
     _, clients = _aggregated(securityhub_factory)
     listed = clients["eu-west-1"].list_finding_aggregators()["FindingAggregators"]
     assert len(listed) == 1
-    described = clients["eu-west-1"].get_finding_aggregator(FindingAggregatorArn=listed[0]["FindingAggregatorArn"])
+    arn = listed[0]["FindingAggregatorArn"]
+    described = clients["eu-west-1"].get_finding_aggregator(FindingAggregatorArn=arn)
     assert described["FindingAggregationRegion"] == "us-east-1"
     assert (described["RegionLinkingMode"], described["Regions"]) == ("SPECIFIED_REGIONS", ["eu-west-1"])
 
@@ -120,16 +122,16 @@ def test_aggregator_lifecycle_through_the_api(securityhub_sandbox: SecurityHubSa
     created = home.create_finding_aggregator(RegionLinkingMode="ALL_REGIONS")
     arn = created["FindingAggregatorArn"]
     assert arn.startswith("arn:aws:securityhub:eu-central-1:123456789012:finding-aggregator/")
-    assert _code(lambda: home.create_finding_aggregator(RegionLinkingMode="ALL_REGIONS"))[0] == \
-        "InvalidInputException"
+    invalid = ("InvalidInputException", 400)
+    assert _code(lambda: home.create_finding_aggregator(RegionLinkingMode="ALL_REGIONS")) == invalid
     other.batch_import_findings(Findings=[asff_finding(7, region="us-west-2")])
     assert _ids(home) == {"sandbox-finding-0007"}
 
-    assert _code(lambda: other.update_finding_aggregator(FindingAggregatorArn=arn, RegionLinkingMode="NO_REGIONS"))[0] \
-        == "InvalidInputException"
+    assert _code(lambda: other.update_finding_aggregator(FindingAggregatorArn=arn,
+                                                         RegionLinkingMode="NO_REGIONS")) == invalid
     home.update_finding_aggregator(FindingAggregatorArn=arn, RegionLinkingMode="NO_REGIONS")
     assert _ids(home) == set()
-    assert _code(lambda: home.create_finding_aggregator(RegionLinkingMode="SPECIFIED_REGIONS"))[0] == \
-        "InvalidInputException"
+    assert _code(lambda: home.create_finding_aggregator(RegionLinkingMode="SPECIFIED_REGIONS")) == invalid
     home.delete_finding_aggregator(FindingAggregatorArn=arn)
-    assert _code(lambda: home.get_finding_aggregator(FindingAggregatorArn=arn)) == ("ResourceNotFoundException", 404)
+    gone = ("ResourceNotFoundException", 404)
+    assert _code(lambda: home.get_finding_aggregator(FindingAggregatorArn=arn)) == gone

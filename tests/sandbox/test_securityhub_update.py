@@ -62,7 +62,8 @@ def test_update_changes_customer_fields_and_not_updated_at(client: Any,
     assert after["UserDefinedFields"] == {"jira": "SEC-7"}
     assert after["Severity"] == {"Label": "CRITICAL", "Normalized": 90}
     assert after["FindingProviderFields"]["Severity"] == {"Label": "MEDIUM"}
-    assert (after["VerificationState"], after["Confidence"], after["Criticality"]) == ("TRUE_POSITIVE", 80, 60)
+    assert after["VerificationState"] == "TRUE_POSITIVE"
+    assert (after["Confidence"], after["Criticality"]) == (80, 60)
     assert after["Types"] == ["Effects/Data Exposure"] and after["RelatedFindings"] == [ident(3)]
     assert _stored(securityhub_sandbox, 2)["Workflow"] == {"Status": "NOTIFIED"}
     assert _stored(securityhub_sandbox, 3)["Workflow"] == {"Status": "NEW"}
@@ -86,7 +87,8 @@ def test_normalized_severity_update_sets_label(client: Any, securityhub_sandbox:
 
 def test_unknown_findings_are_unprocessed(client: Any) -> None:
     missing = {"Id": "nope", "ProductArn": ident(1)["ProductArn"]}
-    result = client.batch_update_findings(FindingIdentifiers=[ident(1), missing], Workflow={"Status": "RESOLVED"})
+    result = client.batch_update_findings(FindingIdentifiers=[ident(1), missing],
+                                          Workflow={"Status": "RESOLVED"})
     assert result["ProcessedFindings"] == [ident(1)]
     assert result["UnprocessedFindings"] == [{"FindingIdentifier": missing, "ErrorCode": "FindingNotFound",
                                               "ErrorMessage": "Finding not found"}]
@@ -137,7 +139,8 @@ def test_invalid_enum_is_rejected_by_the_server(securityhub_sandbox: SecurityHub
 
 def test_injected_unprocessed_findings(client: Any, securityhub_sandbox: SecurityHubSandbox) -> None:
     securityhub_sandbox.app.inject_unprocessed("ConcurrentUpdateError", ids=[ident(2)["Id"]])
-    result = client.batch_update_findings(FindingIdentifiers=[ident(1), ident(2)], Workflow={"Status": "NOTIFIED"})
+    result = client.batch_update_findings(FindingIdentifiers=[ident(1), ident(2)],
+                                          Workflow={"Status": "NOTIFIED"})
     assert result["ProcessedFindings"] == [ident(1)]
     assert [(u["FindingIdentifier"], u["ErrorCode"]) for u in result["UnprocessedFindings"]] == [
         (ident(2), "ConcurrentUpdateError")]
@@ -152,7 +155,8 @@ def test_injected_unprocessed_findings(client: Any, securityhub_sandbox: Securit
     assert result["ProcessedFindings"] == [ident(3)]
 
 
-def test_imports_and_updates_emit_imported_events(client: Any, securityhub_sandbox: SecurityHubSandbox) -> None:
+def test_imports_and_updates_emit_imported_events(client: Any,
+                                                  securityhub_sandbox: SecurityHubSandbox) -> None:
     events = securityhub_sandbox.app.events
     assert len(events) == 5
     client.batch_update_findings(FindingIdentifiers=[ident(1)], Workflow={"Status": "NOTIFIED"})
