@@ -70,9 +70,14 @@ def open_ledger(cfg: Config, *, dry_run: bool = False) -> Ledger:
 
 def sync_options(cfg: Config, *, dry_run: bool = False) -> SyncOptions:
     sh = cfg.securityhub
+    closure = cfg.closure
     return SyncOptions(regions=list(sh.regions), lookback=timedelta(days=sh.first_run_lookback_days),
                        overlap=timedelta(minutes=sh.overlap_minutes), link_back=sh.link_back,
-                       remote_links=cfg.jira.remote_links, dry_run=dry_run)
+                       remote_links=cfg.jira.remote_links, dry_run=dry_run,
+                       resolve_transitions=tuple(closure.resolve_transitions), resolution=closure.resolution,
+                       reopen_transitions=tuple(closure.reopen_transitions),
+                       suppress_resolutions=frozenset(closure.suppress_resolutions), from_jira=closure.from_jira,
+                       jira_overlap=timedelta(minutes=closure.search_overlap_minutes))
 
 
 def build_syncer(cfg: Config, *, dry_run: bool = False, out: TextIO | None = None,

@@ -139,7 +139,7 @@ class ClosureConfig(Section):
         default_factory=lambda: ["Reopen", "Reopen Issue", "To Do", "Backlog", "Open"], min_length=1,
         description="Transitions that reopen an issue whose finding came back.")
     suppress_resolutions: list[str] = Field(
-        default_factory=lambda: ["Won't Do", "Won't Fix", "Risk Accepted", "Duplicate"],
+        default_factory=lambda: ["Won't Do", "Won't Fix", "Risk Accepted"],
         description="Jira resolutions that set the finding SUPPRESSED; any other done resolution sets RESOLVED.")
     from_jira: bool = Field(default=True, description="Issues resolved or reopened in Jira update the finding.")
     search_overlap_minutes: int = Field(default=10, ge=1, le=1440, description=(

@@ -24,6 +24,16 @@ log = logging.getLogger(__name__)
 BULK_LIMIT = 50  # POST /rest/api/2/issue/bulk takes at most 50 issues
 
 
+class NoTransition(RuntimeError):
+    """The issue's workflow offers none of the configured transitions (names the issue and what it offers)."""
+
+    def __init__(self, key: str, wanted: Sequence[str], available: Sequence[str]) -> None:
+        super().__init__(f"issue {key} offers none of the transitions {', '.join(wanted)} "
+                         f"(its workflow offers: {', '.join(available) or 'none'})")
+        self.key = key
+        self.available = list(available)
+
+
 class JiraSetupError(RuntimeError):
     """Jira is unreachable, the credentials are refused, or the rulebook names things Jira does not have."""
 
@@ -83,6 +93,7 @@ class JiraSink:
         self.policy = policy or retry.RetryPolicy()
         self.calls: dict[str, int] = {}
         self.retries: dict[str, int] = {}
+        self._transition_ids: dict[tuple[str, str], str] = {}  # (project, wanted names) → transition id
 
     def _count_retry(self, reason: str, wait: float) -> None:
         self.retries[reason] = self.retries.get(reason, 0) + 1
@@ -191,6 +202,43 @@ class JiraSink:
         if comment:
             self._send("comment", "POST", f"issue/{key}/comment", {"body": comment})
 
+    def transition(self, key: str, names: Sequence[str], *, resolution: str | None = None,
+                   comment: str | None = None) -> None:
+        """Move an issue by the first of `names` its workflow offers; the id is looked up by name once per
+        project and then posted directly (looked up again if Jira refuses it from the issue's status)."""
+        cache_key = (key.rsplit("-", 1)[0], "\n".join(names))
+        cached = self._transition_ids.get(cache_key)
+        if cached is not None:
+            try:
+                self._post_transition(key, cached, resolution, comment)
+                return
+            except JIRAError as exc:
+                if exc.status_code not in (400, 409):
+                    raise
+        offered = (self._send("transitions", "GET", f"issue/{key}/transitions") or {}).get("transitions", [])
+        by_name = {str(t.get("name", "")).casefold(): str(t["id"]) for t in offered}
+        chosen = next((by_name[n.casefold()] for n in names if n.casefold() in by_name), None)
+        if chosen is None:
+            raise NoTransition(key, names, [str(t.get("name", "")) for t in offered])
+        self._post_transition(key, chosen, resolution, comment)
+        self._transition_ids[cache_key] = chosen
+
+    def _post_transition(self, key: str, transition_id: str, resolution: str | None, comment: str | None) -> None:
+        body: dict[str, Any] = {"transition": {"id": transition_id}}
+        if comment:
+            body["update"] = {"comment": [{"add": {"body": comment}}]}
+        if resolution:
+            body["fields"] = {"resolution": {"name": resolution}}
+        try:
+            self._send("transition", "POST", f"issue/{key}/transitions", body, idempotent=True)
+        except JIRAError as exc:
+            # Workflows whose transition screen has no resolution field refuse it: send the transition without.
+            if resolution and exc.status_code == 400 and "resolution" in (exc.text or "").lower():
+                body.pop("fields")
+                self._send("transition", "POST", f"issue/{key}/transitions", body, idempotent=True)
+            else:
+                raise
+
     def add_remote_link(self, key: str, finding: Finding) -> None:
         """A remote link to the finding in the console, upserted by a global id (safe to repeat)."""
         body = {"globalId": f"sh2jira:{finding.key.digest}",
@@ -198,10 +246,12 @@ class JiraSink:
         self._send("remote_link", "POST", f"issue/{key}/remotelink", body, idempotent=True)
 
     # -- reads --------------------------------------------------------------------------------------------
-    def search(self, jql: str, fields: Sequence[str] = ("labels", "status"),
-               page_size: int = 100) -> Iterator[dict[str, Any]]:
+    def search(self, jql: str, fields: Sequence[str] = ("labels", "status"), page_size: int = 100,
+               expand: str = "") -> Iterator[dict[str, Any]]:
         """All issues matching `jql`: /search/jql with nextPageToken on Cloud, /search with startAt on DC."""
         params: dict[str, Any] = {"jql": jql, "maxResults": page_size, "fields": ",".join(fields)}
+        if expand:
+            params["expand"] = expand
         if self.is_cloud:
             while True:
                 reply = self._send("search", "GET", "search/jql", params=params)

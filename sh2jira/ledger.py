@@ -61,7 +61,7 @@ class Ledger(Protocol):
     def put(self, entries: Iterable[Entry]) -> None: ...
     def in_state(self, state: str) -> list[Entry]: ...
     def pending_linkbacks(self, after: str = "", limit: int = 1000) -> list[Entry]: ...
-    def linkback_done(self, done: Iterable[tuple[str, str]]) -> None: ...
+    def linkback_done(self, done: Iterable[tuple[str, str, str]]) -> None: ...
     def linkback_failed(self, keys: Iterable[str], give_up_after: int) -> list[str]: ...
     def delete(self, keys: Iterable[str]) -> None: ...
     def cursor(self, name: str) -> str | None: ...
@@ -184,13 +184,13 @@ class SqliteLedger:
                 "ORDER BY key LIMIT ?", (after, limit))
             return [_entry(r) for r in rows]
 
-    def linkback_done(self, done: Iterable[tuple[str, str]]) -> None:
-        """Mark (key, issue_key) pairs written — only where the entry still names that issue, so a concurrent
-        change made by the main loop is never overwritten."""
-        rows = [(issue, key, issue) for key, issue in done]
+    def linkback_done(self, done: Iterable[tuple[str, str, str]]) -> None:
+        """Mark (key, issue_key, state) written — only where the entry still names that issue in that state, so a
+        concurrent change made by the main loop (a new issue, a closure) keeps its own pending write."""
+        rows = [(issue, key, issue, state) for key, issue, state in done]
         with self._tx() as db:
             db.executemany("UPDATE entries SET linkback_pending = 0, linkback_issue = ?, attempts = 0 "
-                           "WHERE key = ? AND issue_key = ?", rows)
+                           "WHERE key = ? AND issue_key = ? AND state = ?", rows)
 
     def linkback_failed(self, keys: Iterable[str], give_up_after: int) -> list[str]:
         """Count a failed link-back; after `give_up_after` failures stop trying. Returns the keys given up."""

@@ -16,8 +16,8 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .ledger import Entry, Ledger
-from .plan import LINK_FIELD_KEY, LINK_FIELD_URL
+from .ledger import CLOSED, Entry, Ledger
+from .plan import LINK_FIELD_KEY, LINK_FIELD_STATUS, LINK_FIELD_URL
 from .securityhub import SecurityHub
 
 log = logging.getLogger(__name__)
@@ -38,12 +38,18 @@ def full_values(issue_key: str, issue_url: str) -> dict[str, object]:
     return {
         "Workflow": {"Status": "NOTIFIED"},
         "Note": {"Text": f"Tracked in Jira as {issue_key}: {issue_url}"[:512], "UpdatedBy": NOTE_AUTHOR},
-        "UserDefinedFields": {LINK_FIELD_KEY: issue_key, LINK_FIELD_URL: issue_url[:1024]},
+        "UserDefinedFields": {LINK_FIELD_KEY: issue_key, LINK_FIELD_URL: issue_url[:1024], LINK_FIELD_STATUS: "open"},
     }
 
 
 def status_only_values() -> dict[str, object]:
-    return {"Workflow": {"Status": "NOTIFIED"}, "Note": {"Text": SHARED_NOTE, "UpdatedBy": NOTE_AUTHOR}}
+    return {"Workflow": {"Status": "NOTIFIED"}, "Note": {"Text": SHARED_NOTE, "UpdatedBy": NOTE_AUTHOR},
+            "UserDefinedFields": {LINK_FIELD_STATUS: "open"}}
+
+
+def closed_values() -> dict[str, object]:
+    """After sh2jira resolved the issue: the finding leaves the "open" set (one shared value, 100 per call)."""
+    return {"UserDefinedFields": {LINK_FIELD_STATUS: "closed"}}
 
 
 class LinkBackWriter:
@@ -76,15 +82,19 @@ class LinkBackWriter:
             after = pending[-1].key
 
     def _write(self, pending: list[Entry]) -> None:
-        groups: dict[tuple[str, str], list[Entry]] = defaultdict(list)
+        groups: dict[tuple[str, str, str], list[Entry]] = defaultdict(list)
         for e in pending:
-            shared_key = "" if self.mode == "status-only" else e.issue_key
-            groups[(self.region_of(e), shared_key)].append(e)
-        done: list[tuple[str, str]] = []
+            shared_key = "" if self.mode == "status-only" or e.state == CLOSED else e.issue_key
+            groups[(self.region_of(e), e.state, shared_key)].append(e)
+        done: list[tuple[str, str, str]] = []
         failed: list[str] = []
-        for (region, issue_key), entries in groups.items():
-            values = status_only_values() if self.mode == "status-only" else \
-                full_values(issue_key, self.issue_url(issue_key))
+        for (region, state, issue_key), entries in groups.items():
+            if state == CLOSED:
+                values = closed_values()
+            elif self.mode == "status-only":
+                values = status_only_values()
+            else:
+                values = full_values(issue_key, self.issue_url(issue_key))
             ids = [{"Id": e.finding_id, "ProductArn": e.product_arn} for e in entries]
             try:
                 unprocessed = self.hub.update(region, ids, values)
@@ -97,7 +107,7 @@ class LinkBackWriter:
             for e in entries:
                 u = bad.get((e.finding_id, e.product_arn))
                 if u is None:
-                    done.append((e.key, e.issue_key))
+                    done.append((e.key, e.issue_key, e.state))
                 else:
                     log.warning("link-back for finding %s not processed: %s %s", e.finding_id, u.code, u.message,
                                 extra={"finding_id": e.finding_id, "issue_key": e.issue_key})

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,8 @@ from .rulebook import Decision, Route, Rulebook, decide
 MANAGED_LABEL = "sh2jira"  # on every issue sh2jira manages: lets JQL find them all
 LINK_FIELD_KEY = "sh2jira_issue"  # UserDefinedFields key carrying the issue key on the finding
 LINK_FIELD_URL = "sh2jira_url"
+LINK_FIELD_STATUS = "sh2jira_status"  # "open" while the issue is open: lets GetFindings find findings that
+# someone resolved or suppressed in Security Hub (BatchUpdateFindings does not move UpdatedAt)
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,25 @@ class Update:
 
 
 @dataclass(frozen=True)
+class Transition:
+    """Resolve (or reopen) the issue of a tracked finding that went away (or came back)."""
+
+    finding: Finding
+    issue_key: str
+    comment: str
+    entry: Entry  # the ledger entry once the transition succeeded
+
+
+@dataclass(frozen=True)
+class FindingWrite:
+    """A write to one finding caused by a change a person made in Jira (resolved or reopened)."""
+
+    entry: Entry  # the ledger entry once the write succeeded
+    values: Mapping[str, Any]  # BatchUpdateFindings values
+    kind: str  # "resolved" | "suppressed" | "reopened"
+
+
+@dataclass(frozen=True)
 class Skip:
     finding: Finding
     reason: str
@@ -67,6 +88,8 @@ class Plan:
     creates: list[Create] = field(default_factory=list)
     updates: list[Update] = field(default_factory=list)
     skips: list[Skip] = field(default_factory=list)
+    resolves: list[Transition] = field(default_factory=list)
+    reopens: list[Transition] = field(default_factory=list)
     unchanged: int = 0
     entries: list[Entry] = field(default_factory=list)  # ledger-only writes (link-back flags, aliases)
 
@@ -74,6 +97,8 @@ class Plan:
         self.creates += other.creates
         self.updates += other.updates
         self.skips += other.skips
+        self.resolves += other.resolves
+        self.reopens += other.reopens
         self.unchanged += other.unchanged
         self.entries += other.entries
 
@@ -95,6 +120,22 @@ def untracked_reason(finding: Finding) -> str:
     if finding.compliance_status == "PASSED":
         return "compliance status is PASSED"
     return ""
+
+
+def gone_reason(finding: Finding) -> str:
+    """Why a tracked finding no longer needs its issue open ('' while it does)."""
+    if not finding.is_active:
+        return "the finding was archived in Security Hub"
+    if finding.compliance_status == "PASSED":
+        return "the control now passes (compliance status PASSED)"
+    if finding.workflow_status in ("RESOLVED", "SUPPRESSED"):
+        return f"the finding's workflow status was set to {finding.workflow_status} in Security Hub"
+    return ""
+
+
+def came_back(finding: Finding) -> bool:
+    """A finding whose issue is done came back: active, failing, and reset to NEW by Security Hub."""
+    return finding.is_active and finding.compliance_status != "PASSED" and finding.workflow_status == "NEW"
 
 
 def draft_issue(finding: Finding, route: Route, rulebook: Rulebook) -> IssueDraft:
@@ -190,6 +231,8 @@ def needs_link_back(finding: Finding, entry: Entry, mode: str) -> bool:
     """Whether the finding must (again) point at its issue: never written, or reset to NEW by Security Hub."""
     if mode == "off" or entry.state != OPEN:
         return False
+    if entry.linkback_pending:
+        return True
     if finding.workflow_status == "NEW":
         return True
     if mode == "full":
@@ -200,6 +243,22 @@ def needs_link_back(finding: Finding, entry: Entry, mode: str) -> bool:
 
 def _plan_tracked(finding: Finding, decision: Decision, rulebook: Rulebook, entry: Entry, plan: Plan,
                   link_back: str) -> None:
+    reason = gone_reason(finding)
+    if entry.state == OPEN and reason:
+        when = str(finding.raw.get("ProcessedAt") or finding.updated_at or "")
+        plan.resolves.append(Transition(finding, entry.issue_key, render.closure_comment(reason, when),
+                                        entry.with_(state=CLOSED, finding_updated_at=finding.updated_at,
+                                                    linkback_pending=link_back != "off")))
+        return
+    if entry.state == CLOSED:
+        if not came_back(finding):
+            plan.unchanged += 1
+            return
+        # Reopen first; the fields follow on the next read (the empty fingerprint makes every field "changed").
+        plan.reopens.append(Transition(finding, entry.issue_key, render.reopen_comment(finding),
+                                       entry.with_(state=OPEN, fingerprint="", finding_updated_at=finding.updated_at,
+                                                   linkback_pending=link_back != "off")))
+        return
     route = decision.route
     if route is None:  # a rule now says skip: the issue stays as it is, sh2jira stops editing it
         plan.skips.append(Skip(finding, f"tracked as {entry.issue_key}; rule {decision.rule} now says skip"))
@@ -231,5 +290,45 @@ def _plan_tracked(finding: Finding, decision: Decision, rulebook: Rulebook, entr
         plan.unchanged += 1
 
 
-__all__ = ["Create", "IssueDraft", "Plan", "Skip", "Update", "plan_page", "draft_issue", "alias_of",
-           "needs_link_back", "untracked_reason", "CREATING"]
+def _resolver(issue: Mapping[str, Any]) -> str:
+    """Who last moved the issue's status, from its changelog (display name), or '' when unknown."""
+    histories = (issue.get("changelog") or {}).get("histories") or []
+    for history in sorted(histories, key=lambda h: str(h.get("created", "")), reverse=True):
+        if any(item.get("field") == "status" for item in history.get("items", [])):
+            author = history.get("author") or {}
+            return str(author.get("displayName") or author.get("name") or author.get("accountId") or "")
+    return ""
+
+
+def plan_jira_changes(issues: Sequence[Mapping[str, Any]], by_issue: Mapping[str, Entry],
+                      suppress_resolutions: set[str]) -> list[FindingWrite]:
+    """Issues a person resolved or reopened in Jira → writes to their findings. sh2jira's own transitions
+    already set the ledger state, so reading them back changes nothing (no ping-pong)."""
+    writes: list[FindingWrite] = []
+    suppress = {r.casefold() for r in suppress_resolutions}
+    for issue in issues:
+        entry = by_issue.get(str(issue.get("key")))
+        if entry is None or entry.state not in (OPEN, CLOSED):
+            continue
+        fields = issue.get("fields") or {}
+        category = ((fields.get("status") or {}).get("statusCategory") or {}).get("key")
+        resolution = str((fields.get("resolution") or {}).get("name") or "")
+        who = _resolver(issue)
+        by = f" by {who}" if who else ""
+        if category == "done" and entry.state == OPEN:
+            status = "SUPPRESSED" if resolution.casefold() in suppress else "RESOLVED"
+            note = f"Jira issue {entry.issue_key} was resolved ({resolution or 'no resolution'}){by}."
+            values = {"Workflow": {"Status": status}, "Note": {"Text": note[:512], "UpdatedBy": "sh2jira"},
+                      "UserDefinedFields": {LINK_FIELD_STATUS: "closed"}}
+            writes.append(FindingWrite(entry.with_(state=CLOSED, linkback_pending=False), values, status.lower()))
+        elif category != "done" and category is not None and entry.state == CLOSED:
+            note = f"Jira issue {entry.issue_key} was reopened{by}."
+            values = {"Workflow": {"Status": "NOTIFIED"}, "Note": {"Text": note[:512], "UpdatedBy": "sh2jira"},
+                      "UserDefinedFields": {LINK_FIELD_STATUS: "open"}}
+            writes.append(FindingWrite(entry.with_(state=OPEN, linkback_pending=False), values, "reopened"))
+    return writes
+
+
+__all__ = ["Create", "FindingWrite", "IssueDraft", "Plan", "Skip", "Transition", "Update", "alias_of", "came_back",
+           "draft_issue", "gone_reason", "needs_link_back", "plan_jira_changes", "plan_page", "untracked_reason",
+           "CREATING"]

@@ -244,6 +244,23 @@ def severity_comment(old_label: str, new_label: str, old_priority: str, new_prio
     return f"{severity}; {priority}. \u2014 sh2jira"
 
 
+def closure_comment(reason: str, when: str) -> str:
+    """The comment on an issue sh2jira resolves because its finding went away (wiki markup)."""
+    at = f" (at {wiki.escape(wiki.one_line(when))})" if when else ""
+    return f"Resolved by sh2jira: {wiki.escape(wiki.one_line(reason))}{at}. \u2014 sh2jira"
+
+
+def reopen_comment(finding: Finding) -> str:
+    """The comment on an issue sh2jira reopens because its finding came back (wiki markup)."""
+    facts = [f"record state {finding.record_state}", f"workflow {finding.workflow_status}"]
+    if finding.compliance_status:
+        facts.append(f"compliance {finding.compliance_status}")
+    when = finding.updated_at or str(finding.raw.get("ProcessedAt") or "")
+    at = f" at {wiki.escape(when)}" if when else ""
+    return (f"Reopened by sh2jira: the finding came back in Security Hub{at} "
+            f"({wiki.escape(', '.join(facts))}). \u2014 sh2jira")
+
+
 def _canonical(value: Any) -> Any:
     if isinstance(value, Mapping):
         out = {}

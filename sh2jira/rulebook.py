@@ -347,10 +347,13 @@ def explain(rulebook: Rulebook, finding: Finding) -> str:
 
 
 def coarse_filters(rulebook: Rulebook) -> dict[str, list[dict[str, str]]]:
-    """GetFindings Filters from `filters` (values OR'ed per attribute), always limited to ACTIVE records."""
+    """GetFindings Filters from `filters` (values OR'ed per attribute).
+
+    RecordState is deliberately not filtered server-side: an ARCHIVED finding that sh2jira tracks must be read
+    to resolve its issue, and a separate query for those would cost a GetFindings page per region per cycle.
+    Untracked ARCHIVED findings are skipped by the planner (`plan.untracked_reason`)."""
     f = rulebook.filters
     wanted: dict[str, Sequence[str]] = {"SeverityLabel": f.severity, "ProductName": f.product,
-                                        "AwsAccountId": f.account, "Region": f.region,
-                                        "RecordState": ["ACTIVE"]}
+                                        "AwsAccountId": f.account, "Region": f.region}
     return {attribute: [{"Value": v, "Comparison": "EQUALS"} for v in values]
             for attribute, values in wanted.items() if values}

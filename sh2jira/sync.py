@@ -7,7 +7,9 @@ of a region advances only after a page's writes are recorded, so a crash re-read
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -16,10 +18,19 @@ from typing import Any, TextIO
 from jira import JIRAError
 
 from .finding import Finding, FindingError
-from .jira_sink import JiraSink, describe_jira_error
+from .jira_sink import JiraSink, NoTransition, describe_jira_error
 from .ledger import CREATING, FAILED, OPEN, Entry, Ledger
 from .linkback import LinkBackWriter
-from .plan import Plan, alias_of, plan_page
+from .plan import (
+    LINK_FIELD_STATUS,
+    MANAGED_LABEL,
+    FindingWrite,
+    Plan,
+    Transition,
+    alias_of,
+    plan_jira_changes,
+    plan_page,
+)
 from .retry import AmbiguousWrite
 from .rulebook import Rulebook, coarse_filters
 from .securityhub import SecurityHub, changed_since_filters, iso, parse_iso
@@ -38,6 +49,12 @@ class SyncOptions:
     link_back: str = "full"
     remote_links: bool = False
     dry_run: bool = False
+    resolve_transitions: tuple[str, ...] = ("Done",)
+    resolution: str = "Done"
+    reopen_transitions: tuple[str, ...] = ("Reopen",)
+    suppress_resolutions: frozenset[str] = frozenset({"Won't Do", "Won't Fix", "Risk Accepted"})
+    from_jira: bool = True
+    jira_overlap: timedelta = timedelta(minutes=10)
 
 
 @dataclass
@@ -47,6 +64,10 @@ class CycleReport:
     created: int = 0
     updated: int = 0
     recovered: int = 0
+    resolved: int = 0
+    reopened: int = 0
+    from_jira: int = 0
+    transition_errors: int = 0
     skipped: int = 0
     unchanged: int = 0
     create_errors: int = 0
@@ -58,8 +79,8 @@ class CycleReport:
 
     def summary(self) -> str:
         parts = [f"{name}={getattr(self, name)}" for name in (
-            "read", "created", "updated", "recovered", "unchanged", "skipped", "invalid", "create_errors",
-            "update_errors", "linkbacks", "linkback_failures")]
+            "read", "created", "updated", "resolved", "reopened", "from_jira", "recovered", "unchanged", "skipped",
+            "invalid", "create_errors", "update_errors", "transition_errors", "linkbacks", "linkback_failures")]
         return " ".join(parts)
 
 
@@ -91,6 +112,9 @@ class Syncer:
                 if self.should_stop():
                     break
                 self._sync_region(region, report)
+                self._sync_workflow_changes(region, report)
+            if not self.should_stop():
+                self._sync_jira(report)
         finally:
             self.linkback.stop()
         report.linkbacks = self.linkback.stats.written
@@ -120,6 +144,58 @@ class Syncer:
                 report.stopped = True
                 return
 
+    def _sync_workflow_changes(self, region: str, report: CycleReport) -> None:
+        """Findings someone resolved or suppressed in Security Hub. BatchUpdateFindings leaves UpdatedAt alone, so
+        the changes query cannot see them; the link-back's `sh2jira_status: open` marks the ones to look at."""
+        if self.opt.link_back == "off":
+            return
+        filters = {"UserDefinedFields": [{"Key": LINK_FIELD_STATUS, "Value": "open", "Comparison": "EQUALS"}],
+                   "WorkflowStatus": [{"Value": s, "Comparison": "EQUALS"} for s in ("RESOLVED", "SUPPRESSED")]}
+        for page in self.hub.pages(region, filters):
+            self._apply(self._plan(self._parse(page, report)), region, report)
+
+    def _sync_jira(self, report: CycleReport) -> None:
+        """Issues a person resolved or reopened in Jira since the cursor → their findings' workflow."""
+        if not self.opt.from_jira or self.opt.dry_run:
+            return
+        now = self.now()
+        stored = parse_iso(self.ledger.cursor("jira:updated") or "")
+        start = stored - self.opt.jira_overlap if stored else now - self.opt.lookback
+        minutes = max(1, math.ceil((now - start).total_seconds() / 60))
+        # A relative date: JQL reads absolute dates in the user's own time zone, which sh2jira cannot know.
+        jql = f"labels = {MANAGED_LABEL} AND updated >= -{minutes}m ORDER BY updated ASC"
+        batch: list[dict[str, Any]] = []
+        for issue in self.sink.search(jql, fields=("status", "resolution", "updated"), expand="changelog"):
+            batch.append(issue)
+            if len(batch) == 100:
+                self._apply_jira(batch, report)
+                batch = []
+        self._apply_jira(batch, report)
+        self.ledger.set_cursor("jira:updated", iso(now))
+
+    def _apply_jira(self, issues: list[dict[str, Any]], report: CycleReport) -> None:
+        if not issues:
+            return
+        by_issue = self.ledger.by_issue(str(i.get("key")) for i in issues)
+        writes = plan_jira_changes(issues, by_issue, set(self.opt.suppress_resolutions))
+        groups: dict[tuple[str, str], list[FindingWrite]] = {}
+        for w in writes:
+            region = w.entry.region or self.opt.regions[0]
+            groups.setdefault((region, json.dumps(w.values, sort_keys=True)), []).append(w)
+        for (region, _), group in groups.items():
+            ids = [{"Id": w.entry.finding_id, "ProductArn": w.entry.product_arn} for w in group]
+            failed = {(u.id, u.product_arn): u for u in self.hub.update(region, ids, group[0].values)}
+            ok = [w for w in group if (w.entry.finding_id, w.entry.product_arn) not in failed]
+            for u in failed.values():
+                msg = f"finding {u.id}: Jira-side change not written to Security Hub: {u.code} {u.message}"
+                report.errors.append(msg)
+                log.error("%s", msg, extra={"finding_id": u.id})
+            self.ledger.put(w.entry for w in ok)
+            report.from_jira += len(ok)
+            for w in ok:
+                log.info("finding %s set %s from Jira issue %s", w.entry.finding_id, w.kind, w.entry.issue_key,
+                         extra={"finding_id": w.entry.finding_id, "issue_key": w.entry.issue_key})
+
     def _parse(self, page: Iterable[Any], report: CycleReport) -> list[Finding]:
         findings = []
         for raw in page:
@@ -145,6 +221,8 @@ class Syncer:
             self._print_plan(plan)
             report.created += len(plan.creates)
             report.updated += len(plan.updates)
+            report.resolved += len(plan.resolves)
+            report.reopened += len(plan.reopens)
             return
         for skip in plan.skips:
             log.debug("skip %s: %s", skip.finding.id, skip.reason, extra={"finding_id": skip.finding.id})
@@ -166,8 +244,39 @@ class Syncer:
                 continue
             self.ledger.put([up.entry.with_(region=up.entry.region or region)])
             report.updated += 1
-        if any(e.linkback_pending for e in plan.entries) or plan.updates:
+        for t in plan.resolves:
+            self._transition(t, self.opt.resolve_transitions, self.opt.resolution, report)
+        for t in plan.reopens:
+            self._transition(t, self.opt.reopen_transitions, None, report)
+        if any(e.linkback_pending for e in plan.entries) or plan.updates or plan.resolves or plan.reopens:
             self.linkback.kick()
+
+    def _transition(self, t: Transition, names: tuple[str, ...], resolution: str | None,
+                    report: CycleReport) -> None:
+        key = t.issue_key
+        try:
+            self.sink.transition(key, names, resolution=resolution, comment=t.comment)
+        except NoTransition as exc:
+            report.transition_errors += 1
+            report.errors.append(str(exc))
+            log.warning("%s", exc, extra={"issue_key": key, "finding_id": t.finding.id})
+            return
+        except JIRAError as exc:
+            if exc.status_code is None or exc.status_code >= 500:
+                raise
+            report.transition_errors += 1
+            report.errors.append(describe_jira_error(exc, f"transition of {key} failed"))
+            log.warning("%s", report.errors[-1], extra={"issue_key": key, "finding_id": t.finding.id})
+            return
+        self.ledger.put([t.entry])
+        if resolution is None:
+            report.reopened += 1
+            log.info("reopened %s: finding %s came back", key, t.finding.id,
+                     extra={"issue_key": key, "finding_id": t.finding.id})
+        else:
+            report.resolved += 1
+            log.info("resolved %s: finding %s went away", key, t.finding.id,
+                     extra={"issue_key": key, "finding_id": t.finding.id})
 
     def _create(self, plan: Plan, region: str, report: CycleReport) -> None:
         intents = [c.entry.with_(region=region) for c in plan.creates]
@@ -236,6 +345,10 @@ class Syncer:
         for u in plan.updates:
             print(f"UPDATE {u.issue_key}: {', '.join(sorted(u.fields)) or 'labels'}"
                   f"{' + comment' if u.comment else ''}  (finding {u.finding.id})", file=self.out)
+        for t in plan.resolves:
+            print(f"RESOLVE {t.issue_key}  (finding {t.finding.id})", file=self.out)
+        for t in plan.reopens:
+            print(f"REOPEN {t.issue_key}  (finding {t.finding.id})", file=self.out)
         for s in plan.skips:
             print(f"SKIP   {s.finding.id}: {s.reason}", file=self.out)
 

@@ -38,7 +38,7 @@ def test_linkback_bookkeeping_never_overwrites_a_newer_issue(tmp_path: Path) -> 
                                                                            linkback_pending=True)])
     assert [e.key for e in ledger.pending_linkbacks()] == ["k0001", "k0002"]
     assert [e.key for e in ledger.pending_linkbacks(after="k0001")] == ["k0002"]
-    ledger.linkback_done([("k0001", "SEC-1"), ("k0002", "SEC-99")])  # SEC-99 is stale: not applied
+    ledger.linkback_done([("k0001", "SEC-1", OPEN), ("k0002", "SEC-99", OPEN)])  # SEC-99 is stale: not applied
     assert [e.key for e in ledger.pending_linkbacks()] == ["k0002"]
     assert ledger.get(["k0001"])["k0001"].linkback_issue == "SEC-1"
     assert ledger.linkback_failed(["k0002"], give_up_after=2) == []

@@ -216,9 +216,8 @@ def test_coarse_filters() -> None:
                           {"Value": "HIGH", "Comparison": "EQUALS"}],
         "ProductName": [{"Value": "GuardDuty", "Comparison": "EQUALS"}],
         "AwsAccountId": [{"Value": "111122223333", "Comparison": "EQUALS"}],
-        "RecordState": [{"Value": "ACTIVE", "Comparison": "EQUALS"}],
     }
-    assert coarse_filters(rulebook()) == {"RecordState": [{"Value": "ACTIVE", "Comparison": "EQUALS"}]}
+    assert coarse_filters(rulebook()) == {}
 
 
 def test_explain_shows_the_facts_and_the_trace() -> None:

@@ -190,6 +190,7 @@ def test_token_never_appears_in_errors_or_logs(aws: Any, tmp_path: Path, caplog:
         {"file": str(two_lines)}, {"env": "LEAK"}, TOKEN, {"env": TOKEN},
     ]
     caplog.set_level(logging.DEBUG)  # after the set-up, whose create_secret calls botocore logs in full
+    caplog.set_level(logging.DEBUG, logger="botocore")  # `sh2jira` CLI tests may have quietened it
     for source in good:
         assert resolve_token(source, session=aws, environ={}) == TOKEN
     messages = []

@@ -103,6 +103,10 @@ class JiraStore:
                 if found is None:
                     raise ValueError(f"unknown issue type {type_name!r}")
                 type_ids.append(found.id)
+            fields = list(self.catalog.custom_fields) if custom_fields is None else list(custom_fields)
+            unknown = [f for f in fields if f not in self.catalog.custom_fields]
+            if unknown:
+                raise ValueError(f"unknown custom fields {unknown} (add them with add_custom_field first)")
             project = Project(
                 id=self._id("project"),
                 key=key.upper(),
@@ -110,7 +114,7 @@ class JiraStore:
                 issue_types=type_ids,
                 components=[Component(self._id("component"), c) for c in components],
                 workflow=workflow or default_workflow(),
-                custom_fields=list(self.catalog.custom_fields) if custom_fields is None else list(custom_fields),
+                custom_fields=fields,
             )
             self.catalog.projects[project.key] = project
             return project

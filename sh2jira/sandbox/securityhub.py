@@ -3,8 +3,8 @@
 Implemented operations: BatchImportFindings, GetFindings, BatchUpdateFindings and the finding aggregator
 operations (Create/Get/List/Update/DeleteFindingAggregator); every other operation of the model answers 501.
 Findings are stored per account and region (region from the SigV4 scope, account from the access key).
-Test controls live both on the app object (`reset`, `findings`, `calls`, `set_throttling`, `inject_fault`,
-`inject_unprocessed`, `load`, `events`) and as JSON under `/_sandbox/` for out-of-process use.
+Test controls live both on the app object (`reset`, `findings`, `state`, `calls`, `set_throttling`,
+`inject_fault`, `inject_unprocessed`, `load`, `tamper`, `events`) and as JSON under `/_sandbox/`.
 
     server = serve(SecurityHubApp())            # sh2jira.sandbox.server
     boto3.client("securityhub", endpoint_url=server.url, region_name="us-east-1",
@@ -117,6 +117,19 @@ class SecurityHubApp:
             where = region or (raw.get("Region") if isinstance(raw, dict) else None) or self._default_region
             self._merge_results(result, self._import_many([raw], where, account))
         return result
+
+    def tamper(self, finding_id: str, mutate: Callable[[dict[str, Any]], None],
+               product_arn: str | None = None) -> int:
+        """Change stored findings in place, bypassing validation (to hand consumers surprising data).
+        Returns how many findings `mutate` was applied to; KeyError if none has this Id."""
+        with self._lock:
+            matches = [sf for store in self._stores.values() for sf in store.values()
+                       if sf.doc["Id"] == finding_id and product_arn in (None, sf.doc["ProductArn"])]
+            if not matches:
+                raise KeyError(f"no stored finding with Id {finding_id!r}")
+            for sf in matches:
+                mutate(sf.doc)
+            return len(matches)
 
     @property
     def aggregation(self) -> Aggregation | None:

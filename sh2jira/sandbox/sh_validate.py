@@ -135,7 +135,7 @@ def _member_constraints(parent_name: str, member_name: str) -> Constraints:
     result = Constraints(**{k: v for k, v in values.items() if v is not None})
     extra = _EXTRA.get((parent_name, member_name))
     if extra is not None:
-        overrides = {k: v for k, v in extra.__dict__.items() if v not in (None, False)}
+        overrides = {k: v for k, v in extra.__dict__.items() if v is not None and v is not False}
         result = replace(result, **overrides)
     return result
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from jira import JIRA, JIRAError
 
+from sh2jira.sandbox.jira_model import CustomField
 from tests.fixtures.jira import (  # noqa: F401
     ALICE,
     USERS,
@@ -48,9 +49,7 @@ def create_error(jira: JIRA, fields: dict[str, Any]) -> dict[str, Any]:
 
 def test_create_and_read_back(jira_sandbox: JiraSandbox) -> None:
     jira = jira_sandbox.client()
-    issue = jira.create_issue(
-        fields=base_fields(components=[{"name": "Identity"}], customfield_10050="arn:finding/1")
-    )
+    issue = jira.create_issue(fields=base_fields(components=[{"name": "Identity"}], customfield_10050="arn:finding/1"))
     assert issue.key == "SEC-1"
     f = issue.fields
     assert (f.summary, f.description, f.labels) == ("S3 bucket is public", "Finding text", ["sh2jira"])
@@ -138,29 +137,21 @@ INVALID: list[tuple[str, dict[str, Any], str, str]] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("overrides", "field", "message"), [c[1:] for c in INVALID], ids=[c[0] for c in INVALID]
-)
-def test_create_validation(
-    jira_sandbox: JiraSandbox, overrides: dict[str, Any], field: str, message: str
-) -> None:
+@pytest.mark.parametrize(("overrides", "field", "message"), [c[1:] for c in INVALID], ids=[c[0] for c in INVALID])
+def test_create_validation(jira_sandbox: JiraSandbox, overrides: dict[str, Any], field: str, message: str) -> None:
     errors = create_error(jira_sandbox.client(), {**base_fields(), **overrides})
     assert errors == {field: message}
     assert jira_sandbox.app.issues() == []
 
 
 def test_limits_are_inclusive(jira_sandbox: JiraSandbox) -> None:
-    issue = jira_sandbox.client().create_issue(
-        fields=base_fields(summary="s" * 255, description="d" * 32_767)
-    )
+    issue = jira_sandbox.client().create_issue(fields=base_fields(summary="s" * 255, description="d" * 32_767))
     assert len(issue.fields.summary) == 255
 
 
 def test_issue_type_must_belong_to_the_project(jira_sandbox: JiraSandbox) -> None:
     jira_sandbox.app.add_project("OPS", issue_types=["Task"])
-    errors = create_error(
-        jira_sandbox.client(), base_fields(project={"key": "OPS"}, issuetype={"name": "Bug"})
-    )
+    errors = create_error(jira_sandbox.client(), base_fields(project={"key": "OPS"}, issuetype={"name": "Bug"}))
     assert errors == {"issuetype": "The issue type selected is invalid."}
 
 
@@ -180,9 +171,7 @@ def test_assignee_is_an_account_id_on_cloud_and_a_name_on_dc(jira_sandbox: JiraS
 
 
 def test_every_field_error_is_reported_at_once(jira_sandbox: JiraSandbox) -> None:
-    errors = create_error(
-        jira_sandbox.client(), base_fields(summary="", labels=["a b"], priority={"name": "P0"})
-    )
+    errors = create_error(jira_sandbox.client(), base_fields(summary="", labels=["a b"], priority={"name": "P0"}))
     assert set(errors) == {"summary", "labels", "priority"}
 
 
@@ -192,9 +181,7 @@ def test_bulk_create_reports_failed_elements(jira_sandbox: JiraSandbox) -> None:
         [base_fields(summary="one"), base_fields(summary="bad\nline"), base_fields(summary="three")]
     )
     assert [r["status"] for r in results] == ["Success", "Error", "Success"]
-    assert results[1]["error"] == {
-        "summary": "The summary is invalid because it contains newline characters."
-    }
+    assert results[1]["error"] == {"summary": "The summary is invalid because it contains newline characters."}
     assert [r["issue"].key for r in results if r["issue"]] == ["SEC-1", "SEC-2"]
     assert jira_sandbox.app.calls["POST /rest/api/{v}/issue/bulk"] == 1
 
@@ -247,9 +234,7 @@ def test_edit_with_fields_and_update_operations(jira_sandbox: JiraSandbox) -> No
     assert [c.name for c in issue.fields.components] == ["Application"]
     assert issue.fields.updated > before
     fields_changed = {
-        i["field"]
-        for h in jira.issue(issue.key, expand="changelog").raw["changelog"]["histories"]
-        for i in h["items"]
+        i["field"] for h in jira.issue(issue.key, expand="changelog").raw["changelog"]["histories"] for i in h["items"]
     }
     assert {"summary", "priority", "labels", "Component"} <= fields_changed
 
@@ -315,12 +300,8 @@ def test_properties_can_be_set_at_create(jira_sandbox: JiraSandbox) -> None:
 def test_remote_links_upsert_by_global_id(jira_sandbox: JiraSandbox) -> None:
     jira = jira_sandbox.client()
     issue = jira.create_issue(fields=base_fields())
-    first = jira.add_remote_link(
-        issue.key, {"url": "https://console/a", "title": "Finding"}, globalId="sh:f-1"
-    )
-    again = jira.add_remote_link(
-        issue.key, {"url": "https://console/b", "title": "Finding"}, globalId="sh:f-1"
-    )
+    first = jira.add_remote_link(issue.key, {"url": "https://console/a", "title": "Finding"}, globalId="sh:f-1")
+    again = jira.add_remote_link(issue.key, {"url": "https://console/b", "title": "Finding"}, globalId="sh:f-1")
     other = jira.add_remote_link(issue.key, {"url": "https://console/c", "title": "Other"}, globalId="sh:f-2")
     assert first.id == again.id != other.id
     links = jira.remote_links(issue.key)
@@ -353,3 +334,16 @@ def test_rest_v3_speaks_adf(jira_cloud: JiraSandbox) -> None:
     session.post(f"{v3}/issue/{key}/comment", data=json.dumps({"body": doc}))
     assert session.get(f"{v3}/issue/{key}/comment").json()["comments"][0]["body"] == doc
     assert jira.comments(key)[0].body == "hi"
+
+
+def test_custom_fields_can_be_added_to_projects(jira_sandbox: JiraSandbox) -> None:
+    jira_sandbox.app.add_custom_field(CustomField("customfield_10060", "Controls", "labels"), projects=["SEC"])
+    jira = jira_sandbox.client()
+    issue = jira.create_issue(fields=base_fields(customfield_10060=["S3.1", "S3.8"]))
+    assert issue.fields.customfield_10060 == ["S3.1", "S3.8"]
+    assert create_error(jira, base_fields(customfield_10060=["S3 1"])) == {
+        "customfield_10060": "The label 'S3 1' contains spaces which is invalid."
+    }
+    assert "Controls" in [f["name"] for f in jira.fields()]
+    with pytest.raises(ValueError, match="unknown custom fields"):
+        jira_sandbox.app.add_project("OPS", custom_fields=["customfield_404"])

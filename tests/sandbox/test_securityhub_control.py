@@ -173,3 +173,14 @@ def test_control_api_over_http(securityhub_sandbox: SecurityHubSandbox) -> None:
     assert _http(f"{base}/state")[2] == {} and _http(f"{base}/calls")[2]["total"] == {}
     assert _http(f"{base}/nothing")[0] == 404
     assert _http(f"{base}/throttle", "POST", {})[0] == 400
+
+
+def test_tamper_changes_a_stored_finding_without_validation(securityhub_sandbox: SecurityHubSandbox) -> None:
+    client = securityhub_sandbox.client()
+    client.batch_import_findings(Findings=[asff_finding(1)])
+    finding_id = asff_finding(1)["Id"]
+    changed = securityhub_sandbox.app.tamper(finding_id, lambda doc: doc.update(Severity={"Label": "SEVERE"}))
+    assert changed == 1
+    assert client.get_findings()["Findings"][0]["Severity"] == {"Label": "SEVERE"}
+    with pytest.raises(KeyError):
+        securityhub_sandbox.app.tamper("missing", lambda doc: None)

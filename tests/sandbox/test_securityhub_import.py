@@ -101,6 +101,23 @@ def test_valid_and_invalid_findings_in_one_batch(securityhub_sandbox: SecurityHu
     assert [f["Id"] for f in securityhub_sandbox.app.findings()] == ["sandbox-finding-0001"]
 
 
+@pytest.mark.parametrize(("fields", "phrase"), [
+    ({"Confidence": -1}, "data.Confidence should be >= 0"),
+    ({"Severity": {"Normalized": 101}}, "data.Severity.Normalized should be <= 100"),
+    ({"Types": ["a/b/c/d"]}, "data.Types[0] should match pattern"),
+    ({"Resources": []}, "data.Resources should NOT have fewer than 1 items"),
+    ({"UpdatedAt": "2024-06-01T00:00:00+18:30"}, 'data.UpdatedAt should match format "date-time"'),
+    ({"Remediation": {"Recommendation": {"Text": "x" * 513}}}, "Text should NOT be longer than 512"),
+    ({"Description": "   "}, 'data.Description should match pattern ".*\\S.*"'),
+    ({"SchemaVersion": 2018}, "data.SchemaVersion should be string"),
+])
+def test_field_rules_the_real_api_enforces(securityhub_sandbox: SecurityHubSandbox, fields: dict[str, Any],
+                                           phrase: str) -> None:
+    client = securityhub_sandbox.client(parameter_validation=False)
+    result = call_raw(client, "BatchImportFindings", {"Findings": [asff_finding(1, **fields)]})
+    assert result["FailedCount"] == 1 and phrase in result["FailedFindings"][0]["ErrorMessage"]
+
+
 def test_more_than_100_findings_is_invalid_input(securityhub_sandbox: SecurityHubSandbox) -> None:
     client = securityhub_sandbox.client()
     with pytest.raises(ClientError) as caught:
