@@ -13,7 +13,9 @@ import boto3
 from .config import Config
 from .jira_sink import JiraSetupError, JiraSink, connect
 from .ledger import Ledger, SqliteLedger
+from .metrics import Metrics, instrument_boto3_client, instrument_jira_session
 from .rulebook import Rulebook
+from .secrets import TokenSourceError, resolve_token
 from .securityhub import SecurityHub, client_factory
 from .sync import Syncer, SyncOptions
 
@@ -22,7 +24,14 @@ class SetupError(RuntimeError):
     """Something outside the config stops sh2jira from starting (missing secret, Jira mismatch)."""
 
 
-def jira_token(cfg: Config, environ: dict[str, str] | None = None) -> str:
+def jira_token(cfg: Config, environ: dict[str, str] | None = None,
+               session: boto3.session.Session | None = None) -> str:
+    """The Jira token: from `jira.token` (env, file or Secrets Manager) when given, else from `jira.token_env`."""
+    if cfg.jira.token is not None:
+        try:
+            return resolve_token(cfg.jira.token, environ=environ, session=session)
+        except TokenSourceError as exc:
+            raise SetupError(str(exc)) from None
     env = os.environ if environ is None else environ
     token = env.get(cfg.jira.token_env, "")
     if not token:
@@ -44,9 +53,11 @@ def rulebook_targets(rulebook: Rulebook) -> tuple[dict[str, set[str]], set[str]]
     return dict(projects), priorities
 
 
-def open_jira(cfg: Config, token: str, *, check: bool = True) -> JiraSink:
+def open_jira(cfg: Config, token: str, *, check: bool = True, metrics: Metrics | None = None) -> JiraSink:
     client = connect(cfg.jira.url, user=cfg.jira.user, token=token, flavour=cfg.jira.flavour,
                      timeout=cfg.jira.timeout_seconds, verify_tls=cfg.jira.verify_tls)
+    if metrics is not None:
+        instrument_jira_session(client._session, metrics)
     sink = JiraSink(client)
     if check:
         projects, priorities = rulebook_targets(cfg.rulebook)
@@ -54,10 +65,17 @@ def open_jira(cfg: Config, token: str, *, check: bool = True) -> JiraSink:
     return sink
 
 
-def open_hub(cfg: Config, session: boto3.session.Session | None = None) -> SecurityHub:
+def open_hub(cfg: Config, session: boto3.session.Session | None = None,
+             metrics: Metrics | None = None) -> SecurityHub:
     sh = cfg.securityhub
     clients = client_factory(endpoint_url=sh.endpoint_url, retry_mode=sh.retry_mode, max_attempts=sh.max_attempts,
                              session=session)
+    if metrics is not None:
+        base, m = clients, metrics
+
+        def clients(region: str) -> Any:
+            return instrument_boto3_client(base(region), m)
+
     return SecurityHub(clients, page_size=sh.page_size)
 
 
@@ -82,12 +100,12 @@ def sync_options(cfg: Config, *, dry_run: bool = False) -> SyncOptions:
 
 def build_syncer(cfg: Config, *, dry_run: bool = False, out: TextIO | None = None,
                  session: boto3.session.Session | None = None, environ: dict[str, str] | None = None,
-                 now: Callable[[], datetime] | None = None, **_: Any) -> Syncer:
+                 now: Callable[[], datetime] | None = None, metrics: Metrics | None = None) -> Syncer:
     """Everything a cycle needs, checked: the secret, Jira's projects/types/priorities, the ledger."""
-    token = jira_token(cfg, environ)
+    token = jira_token(cfg, environ, session)
     try:
-        sink = open_jira(cfg, token)
+        sink = open_jira(cfg, token, metrics=metrics)
     except JiraSetupError as exc:
         raise SetupError(str(exc)) from None
-    return Syncer(cfg.rulebook, open_hub(cfg, session), sink, open_ledger(cfg, dry_run=dry_run),
+    return Syncer(cfg.rulebook, open_hub(cfg, session, metrics), sink, open_ledger(cfg, dry_run=dry_run),
                   sync_options(cfg, dry_run=dry_run), now=now or (lambda: datetime.now(UTC)), out=out)

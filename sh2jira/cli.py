@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -61,26 +62,54 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .app import SetupError, build_syncer
+    from .health import default_max_age, start_health_server
+    from .metrics import Metrics
     from .runner import Runner, _safe
 
     cfg = _load(find_config(args.config))
+    metrics = Metrics()
     try:
-        syncer = build_syncer(cfg, dry_run=args.dry_run, out=sys.stdout)
+        syncer = build_syncer(cfg, dry_run=args.dry_run, out=sys.stdout, metrics=metrics)
     except SetupError as exc:
         print(f"sh2jira: cannot start: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    if args.once or args.dry_run:
+    server = None
+    if args.metrics_port and not (args.once or args.dry_run):
+        server = start_health_server(metrics, args.metrics_host, args.metrics_port,
+                                     default_max_age(cfg.run.interval_seconds))
+
+    def cycle() -> Any:
+        started = time.monotonic()
         try:
             report = syncer.run_cycle()
+        except Exception:
+            metrics.observe_cycle(None, time.monotonic() - started, False, time.time())
+            raise
+        metrics.observe_cycle(report, time.monotonic() - started, True, time.time())
+        return report
+
+    if args.once or args.dry_run:
+        try:
+            report = cycle()
         except Exception as exc:  # noqa: BLE001 - a cron job needs an exit code and a readable reason
             print(f"sh2jira: cycle failed: {type(exc).__name__}: {_safe(exc)}", file=sys.stderr)
             return EXIT_FAILED
         print(("dry run: " if args.dry_run else "") + report.summary())
         return EXIT_OK
-    runner = Runner(syncer.run_cycle, cfg.run.interval_seconds)
+    runner = Runner(cycle, cfg.run.interval_seconds)
     syncer.should_stop = runner.stop_event.is_set
     runner.install_signal_handlers()
-    return runner.run_forever()
+    try:
+        return runner.run_forever()
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def cmd_healthcheck(args: argparse.Namespace) -> int:
+    from .health import default_url, probe
+
+    return probe(args.url or default_url(), out=sys.stdout)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -123,6 +152,9 @@ def parser() -> argparse.ArgumentParser:
     run = with_config(sub.add_parser("run", help="sync continuously (or once with --once)"))
     run.add_argument("--once", action="store_true", help="run one cycle and exit (for cron)")
     run.add_argument("--dry-run", action="store_true", help="print the plan; write nothing anywhere")
+    run.add_argument("--metrics-port", type=int, default=int(os.environ.get("SH2JIRA_METRICS_PORT") or 0) or None,
+                     help="serve /metrics and /healthz on this port (long-running mode; env SH2JIRA_METRICS_PORT)")
+    run.add_argument("--metrics-host", default=os.environ.get("SH2JIRA_METRICS_HOST", "127.0.0.1"))
     run.set_defaults(func=cmd_run)
     with_config(sub.add_parser("validate", help="check the config and rulebook (exit 0 or 2)")).set_defaults(
         func=cmd_validate)
@@ -140,6 +172,9 @@ def parser() -> argparse.ArgumentParser:
     sb.add_argument("--securityhub-port", type=int, default=0)
     sb.add_argument("--jira-port", type=int, default=0)
     sb.set_defaults(func=cmd_sandbox)
+    hc = sub.add_parser("healthcheck", help="probe a running sh2jira's /healthz (exit 0 healthy, 1 not)")
+    hc.add_argument("url", nargs="?", help="default: http://127.0.0.1:$SH2JIRA_METRICS_PORT/healthz")
+    hc.set_defaults(func=cmd_healthcheck)
     sc = sub.add_parser("schema", help="write the config's JSON Schema (for editors)")
     sc.add_argument("-o", "--output", help="file to write (default: stdout)")
     sc.set_defaults(func=cmd_schema)

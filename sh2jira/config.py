@@ -31,6 +31,7 @@ from .rulebook import (
     Section,
     shaped,
 )
+from .secrets import TokenSource
 from .yamlsource import KeyPath, SourceDoc, YamlError, load_yaml
 
 _URL = shaped(r"^https?://[^\s/]+(/\S*)?$", "is not an http(s) URL")
@@ -114,6 +115,9 @@ class JiraConfig(Section):
     user: str = Field(default="", description="Cloud: the account e-mail. Data Center: empty (PAT).")
     token_env: Annotated[str, _ENV_NAME[0], _ENV_NAME[1]] = Field(
         "SH2JIRA_JIRA_TOKEN", description="Name of the environment variable holding the API token / PAT.")
+    token: TokenSource | None = Field(default=None, description=(
+        "Where to read the token instead of token_env: exactly one of env (variable name), file (e.g. a "
+        "Kubernetes secret mount) or aws_secret (Secrets Manager id, with optional aws_secret_key and aws_region)."))
     timeout_seconds: float = Field(default=30.0, gt=0, le=300, description="Per-request timeout.")
     verify_tls: bool = True
     remote_links: bool = Field(default=False, description="A remote link to the finding (a call per issue).")

@@ -212,8 +212,8 @@ def test_bad_finding_is_reported_and_the_rest_go_on(world: World) -> None:
     result = world.import_findings([*docs, bad])
     assert result["FailedFindings"] == []
     # What the service hands back can still surprise a consumer (older schema versions, product drift): the
-    # stored copy gets a severity sh2jira cannot read.
-    world.sandbox.securityhub_app.tamper(bad["Id"], lambda doc: doc.update(Severity={"Label": "SEVERE"}))
+    # stored copy gets a title that is not a string.
+    world.sandbox.securityhub_app.tamper(bad["Id"], lambda doc: doc.update(Title=42))
     report = world.cycle()
     assert report.invalid == 1 and any(bad["Id"] in e for e in report.errors)
     assert report.created == sum(1 for d in world.findings() if d["Id"] != bad["Id"] and ticketable(d))

@@ -8,13 +8,13 @@ import json
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
-from botocore.exceptions import ParamValidationError
 import pytest
+from botocore.exceptions import ParamValidationError
 
 from sh2jira.app import build_syncer
 from sh2jira.config import Config, load_config
@@ -102,7 +102,8 @@ class World:
         rb = rulebook if rulebook is not None else DEFAULT_RULEBOOK.format(control_findings=control_findings)
         text = BASE_CONFIG.format(regions=regions, link_back=link_back, jira_url=self.sandbox.jira.url,
                                   flavour=self.flavour, user=self.sandbox.jira_user(),
-                                  remote_links=str(remote_links).lower(), ledger=ledger, rulebook=textwrap.indent(rb, "  "))
+                                  remote_links=str(remote_links).lower(), ledger=ledger,
+                                  rulebook=textwrap.indent(rb, "  "))
         path = self.tmp / name
         path.write_text(text)
         return path
