@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -14,9 +15,10 @@ from .config import Config
 from .jira_sink import JiraSetupError, JiraSink, connect
 from .ledger import Ledger, SqliteLedger
 from .metrics import Metrics, instrument_boto3_client, instrument_jira_session
+from .retry import RetryPolicy
 from .rulebook import Rulebook
 from .secrets import TokenSourceError, resolve_token
-from .securityhub import SecurityHub, client_factory
+from .securityhub import AccountRole, HubSetupError, SecurityHub, check_aggregation, client_factory, scopes
 from .sync import Syncer, SyncOptions
 
 
@@ -53,30 +55,49 @@ def rulebook_targets(rulebook: Rulebook) -> tuple[dict[str, set[str]], set[str]]
     return dict(projects), priorities
 
 
-def open_jira(cfg: Config, token: str, *, check: bool = True, metrics: Metrics | None = None) -> JiraSink:
+def open_jira(cfg: Config, token: str, *, check: bool = True, metrics: Metrics | None = None,
+              policy: RetryPolicy | None = None) -> JiraSink:
     client = connect(cfg.jira.url, user=cfg.jira.user, token=token, flavour=cfg.jira.flavour,
                      timeout=cfg.jira.timeout_seconds, verify_tls=cfg.jira.verify_tls)
     if metrics is not None:
         instrument_jira_session(client._session, metrics)
-    sink = JiraSink(client)
+    sink = JiraSink(client, policy=policy, bulk_size=cfg.jira.bulk_size)
     if check:
         projects, priorities = rulebook_targets(cfg.rulebook)
         sink.check(projects, priorities)
     return sink
 
 
+def account_roles(cfg: Config) -> list[AccountRole]:
+    return [AccountRole(a.account_id, a.role_name, a.external_id) for a in cfg.securityhub.accounts]
+
+
+def hub_scopes(cfg: Config) -> list[str]:
+    """What the Syncer iterates: regions, or "<account>/<region>" for each configured account."""
+    return scopes(cfg.securityhub.regions, account_roles(cfg))
+
+
 def open_hub(cfg: Config, session: boto3.session.Session | None = None,
-             metrics: Metrics | None = None) -> SecurityHub:
+             metrics: Metrics | None = None, *, check: bool = True) -> SecurityHub:
+    """The Security Hub adapter. With `check`, each account's role is assumed now and, with aggregation, each
+    scope's finding aggregator is looked at: a mistake there stops sh2jira at start-up (HubSetupError)."""
     sh = cfg.securityhub
-    clients = client_factory(endpoint_url=sh.endpoint_url, retry_mode=sh.retry_mode, max_attempts=sh.max_attempts,
-                             session=session)
+    scoped = client_factory(endpoint_url=sh.endpoint_url, retry_mode=sh.retry_mode, max_attempts=sh.max_attempts,
+                            session=session, accounts=account_roles(cfg))
+    if check:
+        scoped.assume_roles(hub_scopes(cfg))
+    clients: Callable[[str], Any] = scoped
     if metrics is not None:
-        base, m = clients, metrics
+        m = metrics
 
-        def clients(region: str) -> Any:
-            return instrument_boto3_client(base(region), m)
+        def clients(scope: str) -> Any:
+            return instrument_boto3_client(scoped(scope), m)
 
-    return SecurityHub(clients, page_size=sh.page_size)
+    hub = SecurityHub(clients, page_size=sh.page_size)
+    if check and sh.aggregation:
+        for scope in hub_scopes(cfg):
+            check_aggregation(hub, scope)
+    return hub
 
 
 def open_ledger(cfg: Config, *, dry_run: bool = False) -> Ledger:
@@ -89,23 +110,27 @@ def open_ledger(cfg: Config, *, dry_run: bool = False) -> Ledger:
 def sync_options(cfg: Config, *, dry_run: bool = False) -> SyncOptions:
     sh = cfg.securityhub
     closure = cfg.closure
-    return SyncOptions(regions=list(sh.regions), lookback=timedelta(days=sh.first_run_lookback_days),
+    return SyncOptions(regions=hub_scopes(cfg), lookback=timedelta(days=sh.first_run_lookback_days),
                        overlap=timedelta(minutes=sh.overlap_minutes), link_back=sh.link_back,
                        remote_links=cfg.jira.remote_links, dry_run=dry_run,
                        resolve_transitions=tuple(closure.resolve_transitions), resolution=closure.resolution,
                        reopen_transitions=tuple(closure.reopen_transitions),
                        suppress_resolutions=frozenset(closure.suppress_resolutions), from_jira=closure.from_jira,
-                       jira_overlap=timedelta(minutes=closure.search_overlap_minutes))
+                       jira_overlap=timedelta(minutes=closure.search_overlap_minutes),
+                       recovery_grace=float(cfg.jira.search_lag_seconds))
 
 
 def build_syncer(cfg: Config, *, dry_run: bool = False, out: TextIO | None = None,
                  session: boto3.session.Session | None = None, environ: dict[str, str] | None = None,
-                 now: Callable[[], datetime] | None = None, metrics: Metrics | None = None) -> Syncer:
-    """Everything a cycle needs, checked: the secret, Jira's projects/types/priorities, the ledger."""
+                 now: Callable[[], datetime] | None = None, metrics: Metrics | None = None,
+                 retry_policy: RetryPolicy | None = None, clock: Callable[[], float] = time.time) -> Syncer:
+    """Everything a cycle needs, checked: the secret, Jira's projects/types/priorities, the member accounts'
+    roles and (with aggregation) the finding aggregator, the ledger."""
     token = jira_token(cfg, environ, session)
     try:
-        sink = open_jira(cfg, token, metrics=metrics)
-    except JiraSetupError as exc:
+        sink = open_jira(cfg, token, metrics=metrics, policy=retry_policy)
+        hub = open_hub(cfg, session, metrics)
+    except (JiraSetupError, HubSetupError) as exc:
         raise SetupError(str(exc)) from None
-    return Syncer(cfg.rulebook, open_hub(cfg, session, metrics), sink, open_ledger(cfg, dry_run=dry_run),
-                  sync_options(cfg, dry_run=dry_run), now=now or (lambda: datetime.now(UTC)), out=out)
+    return Syncer(cfg.rulebook, hub, sink, open_ledger(cfg, dry_run=dry_run),
+                  sync_options(cfg, dry_run=dry_run), now=now or (lambda: datetime.now(UTC)), out=out, clock=clock)

@@ -63,6 +63,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from .app import SetupError, build_syncer
     from .health import default_max_age, start_health_server
+    from .lease import LeaseHeld
     from .metrics import Metrics
     from .runner import Runner, _safe
 
@@ -91,6 +92,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.once or args.dry_run:
         try:
             report = cycle()
+        except LeaseHeld as exc:  # a cron overlap: the other run does the work
+            print(f"sh2jira: {exc}", file=sys.stderr)
+            return EXIT_OK
         except Exception as exc:  # noqa: BLE001 - a cron job needs an exit code and a readable reason
             print(f"sh2jira: cycle failed: {type(exc).__name__}: {_safe(exc)}", file=sys.stderr)
             return EXIT_FAILED

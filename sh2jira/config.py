@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from .rulebook import (
+    AccountId,
     FieldError,
     RegionName,
     Rulebook,
@@ -37,7 +38,13 @@ from .yamlsource import KeyPath, SourceDoc, YamlError, load_yaml
 _URL = shaped(r"^https?://[^\s/]+(/\S*)?$", "is not an http(s) URL")
 _ENV_NAME = shaped(r"^[A-Za-z_][A-Za-z0-9_]*$", echo=False,
                    hint="is not an environment variable name (give the variable's name, never the token)")
+_ROLE = shaped(r"^(?:[A-Za-z0-9_+=,.@-]+/)*[A-Za-z0-9_+=,.@-]{1,64}$",
+                "is not an IAM role name (letters, digits and +=,.@_-, at most 64; a path may come first: ops/Name)")
+_EXTERNAL_ID = shaped(r"^[A-Za-z0-9_+=,.@:/-]{2,1224}$", echo=False,
+                      hint="is not an STS external id (2 to 1224 of letters, digits and +=,.@:/_-)")
 Url = Annotated[str, _URL[0], _URL[1]]
+RoleName = Annotated[str, _ROLE[0], _ROLE[1]]
+ExternalId = Annotated[str, _EXTERNAL_ID[0], _EXTERNAL_ID[1]]
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,16 @@ def _unique(values: list[str]) -> list[str]:
     return values
 
 
+class AccountConfig(Section):
+    """A member account whose findings sh2jira reads by assuming a role there."""
+
+    account_id: AccountId = Field(description="The 12-digit account id (quoted).")
+    role_name: RoleName = Field(description=(
+        "The role sh2jira assumes: arn:<partition>:iam::<account_id>:role/<role_name>, session name sh2jira."))
+    external_id: ExternalId | None = Field(default=None, description=(
+        "The external id the role's trust policy demands (sts:ExternalId), if any."))
+
+
 class SecurityHubConfig(Section):
     """Where and how findings are read from Security Hub (CSPM, ASFF)."""
 
@@ -83,6 +100,9 @@ class SecurityHubConfig(Section):
         min_length=1, json_schema_extra={"uniqueItems": True},
         description="Regions read; with aggregation: true exactly one, the aggregation home region.")
     aggregation: bool = Field(default=False, description="Cross-region aggregation on: read the home region.")
+    accounts: list[AccountConfig] = Field(default_factory=list, description=(
+        "Member accounts read through an assumed role, each in every region listed; empty: the default "
+        "credential chain's own account (or an administrator's view of its members)."))
     endpoint_url: Url | None = Field(default=None, description=(
         "Normally unset: boto3 honours AWS_ENDPOINT_URL_SECURITYHUB."))
     first_run_lookback_days: int = Field(default=30, ge=1, le=90, description="The first run's look-back.")
@@ -98,6 +118,15 @@ class SecurityHubConfig(Section):
         if self.aggregation and len(self.regions) != 1:
             raise FieldError(("regions",), "with aggregation: true give exactly one region (the home region, "
                              f"which returns the findings of all linked regions), not {len(self.regions)}")
+        return self
+
+    @model_validator(mode="after")
+    def _accounts_listed_once(self) -> SecurityHubConfig:
+        seen: set[str] = set()
+        for i, account in enumerate(self.accounts):
+            if account.account_id in seen:
+                raise FieldError(("accounts", i, "account_id"), f"account {account.account_id} is listed twice")
+            seen.add(account.account_id)
         return self
 
 
@@ -122,6 +151,9 @@ class JiraConfig(Section):
     verify_tls: bool = True
     remote_links: bool = Field(default=False, description="A remote link to the finding (a call per issue).")
     bulk_size: int = Field(default=50, ge=1, le=50, description="Issues per bulk create (Jira: at most 50).")
+    search_lag_seconds: int = Field(default=120, ge=0, le=3600, description=(
+        "How long Jira search may lag behind writes. A create whose outcome is unknown (timeout, dropped "
+        "connection, crash) is looked up by its label only after this long, and re-created only if not found."))
 
     @model_validator(mode="after")
     def _user_fits_flavour(self) -> JiraConfig:

@@ -86,8 +86,9 @@ class JiraSink:
     """Writes issues. Holds the client and the catalog of ids resolved at start."""
 
     def __init__(self, client: JIRA, catalog: JiraCatalog | None = None,
-                 policy: retry.RetryPolicy | None = None) -> None:
+                 policy: retry.RetryPolicy | None = None, bulk_size: int = BULK_LIMIT) -> None:
         self.client = client
+        self.bulk_size = max(1, min(bulk_size, BULK_LIMIT))
         self.catalog = catalog or JiraCatalog()
         self.is_cloud = bool(client._is_cloud)
         self.policy = policy or retry.RetryPolicy()
@@ -169,8 +170,8 @@ class JiraSink:
     def create_many(self, drafts: Sequence[IssueDraft]) -> list[Created]:
         """Bulk create in chunks of 50; one result per draft, in order (key or error)."""
         results: list[Created] = []
-        for start in range(0, len(drafts), BULK_LIMIT):
-            chunk = drafts[start : start + BULK_LIMIT]
+        for start in range(0, len(drafts), self.bulk_size):
+            chunk = drafts[start : start + self.bulk_size]
             body = {"issueUpdates": [{"fields": self.issue_fields(d)} for d in chunk]}
             try:
                 reply = self._send("bulk_create", "POST", "issue/bulk", body)

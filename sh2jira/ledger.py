@@ -11,7 +11,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -49,7 +49,9 @@ class Entry:
     changed_at: float = field(default_factory=time.time)
 
     def with_(self, **changes: object) -> Entry:
-        return replace(self, changed_at=time.time(), **changes)  # type: ignore[arg-type]
+        """A copy with these changes, stamped now (unless `changed_at` is given)."""
+        changes.setdefault("changed_at", time.time())
+        return replace(self, **changes)  # type: ignore[arg-type]
 
 
 class Ledger(Protocol):
@@ -67,6 +69,8 @@ class Ledger(Protocol):
     def cursor(self, name: str) -> str | None: ...
     def set_cursor(self, name: str, value: str) -> None: ...
     def count(self) -> int: ...
+    def acquire_lease(self, holder: str, ttl: float, now: float, is_stale: Callable[[str], bool]) -> str | None: ...
+    def release_lease(self, holder: str) -> None: ...
     def close(self) -> None: ...
 
 
@@ -97,6 +101,7 @@ CREATE INDEX IF NOT EXISTS entries_issue ON entries(issue_key) WHERE issue_key !
 CREATE INDEX IF NOT EXISTS entries_state ON entries(state);
 CREATE INDEX IF NOT EXISTS entries_linkback ON entries(linkback_pending) WHERE linkback_pending = 1;
 CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires REAL NOT NULL);
 """
 _CHUNK = 500  # SQLite's bound-parameter limit is far above this; keeps IN lists cheap
 
@@ -216,6 +221,21 @@ class SqliteLedger:
     def set_cursor(self, name: str, value: str) -> None:
         with self._tx() as db:
             db.execute("INSERT OR REPLACE INTO cursors (name, value) VALUES (?, ?)", (name, value))
+
+    def acquire_lease(self, holder: str, ttl: float, now: float, is_stale: Callable[[str], bool]) -> str | None:
+        """Take or renew the single writer lease. Returns None when `holder` has it, else the other holder.
+        A lease is free when it expired or when `is_stale(other)` says its holder is gone (a killed process)."""
+        with self._tx() as db:
+            row = db.execute("SELECT holder, expires FROM leases WHERE name = 'sync'").fetchone()
+            if row and row[0] != holder and row[1] > now and not is_stale(row[0]):
+                return str(row[0])
+            db.execute("INSERT OR REPLACE INTO leases (name, holder, expires) VALUES ('sync', ?, ?)",
+                       (holder, now + ttl))
+        return None
+
+    def release_lease(self, holder: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM leases WHERE name = 'sync' AND holder = ?", (holder,))
 
     def count(self) -> int:
         with self._lock:

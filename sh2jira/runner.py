@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from types import FrameType
 
+from .lease import LeaseHeld
 from .sync import CycleReport
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ class Runner:
             try:
                 self.cycle()
                 self.failures = 0
+            except LeaseHeld as exc:  # another replica is syncing: not a failure, try again next interval
+                log.info("%s", exc)
             except Exception as exc:  # noqa: BLE001 - long-running mode reports and retries
                 self.failures += 1
                 log.error("cycle failed (%d in a row): %s: %s", self.failures, type(exc).__name__,

@@ -2,23 +2,32 @@
 
 Only boto3 calls live here. Throttling and 5xx are retried by botocore's own `standard`/`adaptive` retry
 modes (configured, not hand-written); what is still unprocessed after that is returned to the caller.
+
+Every call names a *scope*: a region (the default credential chain) or "<account_id>/<region>" (a member
+account, reached by assuming a role there). The Syncer treats scopes as opaque: each has its own cursor, and
+ledger entries remember theirs, so link-backs go back through the same account and region.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import boto3
+import botocore.session
 from botocore.config import Config as BotoConfig
+from botocore.credentials import CredentialProvider, CredentialResolver, DeferredRefreshableCredentials
+from botocore.exceptions import BotoCoreError, ClientError
 
 log = logging.getLogger(__name__)
 
 MAX_IDS_PER_UPDATE = 100  # BatchUpdateFindings limit
 MAX_VALUES_PER_FILTER = 20  # GetFindings limit per filter attribute
+SESSION_NAME = "sh2jira"  # RoleSessionName: CloudTrail in the member account names sh2jira as the caller
 
 
 def iso(ts: datetime) -> str:
@@ -50,27 +59,156 @@ class Unprocessed:
     message: str
 
 
+class HubSetupError(RuntimeError):
+    """Security Hub cannot be used as configured (a role that cannot be assumed, aggregation not on)."""
+
+
+@dataclass(frozen=True)
+class AccountRole:
+    """A member account, reached through the role sh2jira assumes there."""
+
+    account_id: str
+    role_name: str
+    external_id: str | None = None
+
+    def role_arn(self, partition: str = "aws") -> str:
+        return f"arn:{partition}:iam::{self.account_id}:role/{self.role_name}"
+
+
+def scopes(regions: Sequence[str], accounts: Sequence[AccountRole] = ()) -> list[str]:
+    """The Syncer's scopes: the regions themselves (default chain), or "<account>/<region>" per account."""
+    if not accounts:
+        return list(regions)
+    return [f"{a.account_id}/{region}" for a in accounts for region in regions]
+
+
+def split_scope(scope: str) -> tuple[str | None, str]:
+    """(account id or None for the default chain, region)."""
+    account, _, region = scope.rpartition("/")
+    return account or None, region
+
+
+def describe_scope(scope: str) -> str:
+    account, region = split_scope(scope)
+    return f"account {account}, region {region}" if account else f"region {region}"
+
+
+class _AssumedRoleProvider(CredentialProvider):
+    """botocore's refreshable credentials, fed by STS AssumeRole: fetched on first use and again before
+    they expire (15 minutes ahead, 10 at the latest), under botocore's own refresh lock."""
+
+    METHOD = "sh2jira-assume-role"
+    CANONICAL_NAME = "custom-sh2jira-assume-role"
+
+    def __init__(self, refresh: Callable[[], dict[str, str]], time_fetcher: Callable[[], datetime] | None) -> None:
+        super().__init__()
+        self._refresh = refresh
+        self._time_fetcher = time_fetcher
+
+    def load(self) -> DeferredRefreshableCredentials:
+        if self._time_fetcher is None:
+            return DeferredRefreshableCredentials(refresh_using=self._refresh, method=self.METHOD)
+        return DeferredRefreshableCredentials(refresh_using=self._refresh, method=self.METHOD,
+                                              time_fetcher=self._time_fetcher)
+
+
+def assumed_role_session(base: boto3.session.Session, role: AccountRole, region: str, *,
+                         time_fetcher: Callable[[], datetime] | None = None) -> boto3.session.Session:
+    """A session in `role`'s account. The base session's credentials (the default chain) call AssumeRole in
+    `region`'s partition, with the external id when given and the session name "sh2jira"."""
+    params = {"RoleArn": role.role_arn(base.get_partition_for_region(region)), "RoleSessionName": SESSION_NAME}
+    if role.external_id:
+        params["ExternalId"] = role.external_id
+    sts = base.client("sts", region_name=region)
+
+    def refresh() -> dict[str, str]:
+        creds = sts.assume_role(**params)["Credentials"]
+        expiry = creds["Expiration"]
+        return {"access_key": creds["AccessKeyId"], "secret_key": creds["SecretAccessKey"],
+                "token": creds["SessionToken"],
+                "expiry_time": expiry.isoformat() if isinstance(expiry, datetime) else str(expiry)}
+
+    core = botocore.session.Session()
+    core.register_component("credential_provider",
+                            CredentialResolver([_AssumedRoleProvider(refresh, time_fetcher)]))
+    return boto3.session.Session(botocore_session=core)
+
+
+class ScopedClients:
+    """Security Hub clients per scope, created once and shared; one assumed-role session per account."""
+
+    def __init__(self, *, endpoint_url: str | None = None, retry_mode: str = "standard", max_attempts: int = 8,
+                 session: boto3.session.Session | None = None, timeout: float = 30,
+                 accounts: Sequence[AccountRole] = ()) -> None:
+        self._base = session or boto3.session.Session()
+        self._endpoint_url = endpoint_url
+        self._roles = {a.account_id: a for a in accounts}
+        self._sessions: dict[str, boto3.session.Session] = {}
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()  # boto3 sessions are not safe for concurrent client creation
+        self._config = BotoConfig(retries={"mode": retry_mode, "max_attempts": max_attempts},
+                                  connect_timeout=timeout, read_timeout=timeout, user_agent_extra="sh2jira")
+
+    def __call__(self, scope: str) -> Any:
+        with self._lock:
+            if scope not in self._clients:
+                account, region = split_scope(scope)
+                self._clients[scope] = self._session(account, region).client(
+                    "securityhub", region_name=region, endpoint_url=self._endpoint_url, config=self._config)
+            return self._clients[scope]
+
+    def _session(self, account: str | None, region: str) -> boto3.session.Session:
+        if account is None:
+            return self._base
+        if account not in self._sessions:
+            role = self._roles.get(account)
+            if role is None:
+                raise HubSetupError(f"scope {account}/{region}: account {account} is not in securityhub.accounts")
+            self._sessions[account] = assumed_role_session(self._base, role, region)
+        return self._sessions[account]
+
+    def assume_roles(self, scope_list: Sequence[str]) -> None:
+        """Assume each account's role now, so that a role that cannot be assumed stops sh2jira at start-up
+        with its ARN named, not in the middle of a cycle."""
+        for scope in scope_list:
+            account, region = split_scope(scope)
+            if account is None:
+                continue
+            with self._lock:
+                session = self._session(account, region)
+            role = self._roles[account]
+            try:
+                credentials = session.get_credentials()
+                if credentials is None:
+                    raise HubSetupError(f"no credentials for account {account}")
+                credentials.get_frozen_credentials()
+            except (ClientError, BotoCoreError) as exc:
+                raise HubSetupError(
+                    f"cannot assume {role.role_arn(self._base.get_partition_for_region(region))} for account "
+                    f"{account}{' (with the configured external_id)' if role.external_id else ''}: "
+                    f"{_reason(exc)}") from None
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return f"{error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": ")
+    return str(exc)
+
+
 ClientFactory = Callable[[str], Any]
 
 
 def client_factory(*, endpoint_url: str | None = None, retry_mode: str = "standard", max_attempts: int = 8,
-                   session: boto3.session.Session | None = None, timeout: float = 30) -> ClientFactory:
-    """Security Hub clients per region, sharing one session; retries and timeouts the boto3 way."""
-    sess = session or boto3.session.Session()
-    cache: dict[str, Any] = {}
-    cfg = BotoConfig(retries={"mode": retry_mode, "max_attempts": max_attempts}, connect_timeout=timeout,
-                     read_timeout=timeout, user_agent_extra="sh2jira")
-
-    def make(region: str) -> Any:
-        if region not in cache:
-            cache[region] = sess.client("securityhub", region_name=region, endpoint_url=endpoint_url, config=cfg)
-        return cache[region]
-
-    return make
+                   session: boto3.session.Session | None = None, timeout: float = 30,
+                   accounts: Sequence[AccountRole] = ()) -> ScopedClients:
+    """Security Hub clients per scope; retries and timeouts the boto3 way, member accounts via AssumeRole."""
+    return ScopedClients(endpoint_url=endpoint_url, retry_mode=retry_mode, max_attempts=max_attempts,
+                         session=session, timeout=timeout, accounts=accounts)
 
 
 class SecurityHub:
-    """Reads and link-back writes against one or more regions (or one home region with aggregation)."""
+    """Reads and link-back writes against one or more scopes (or one home region per account with aggregation)."""
 
     def __init__(self, clients: ClientFactory, page_size: int = 100) -> None:
         self._clients = clients
@@ -121,6 +259,52 @@ class SecurityHub:
                 failed.append(Unprocessed(ident.get("Id", ""), ident.get("ProductArn", ""),
                                           item.get("ErrorCode", ""), item.get("ErrorMessage", "")))
         return failed
+
+    def aggregator(self, scope: str) -> dict[str, Any] | None:
+        """The account's finding aggregator as this scope sees it (GetFindingAggregator), or None."""
+        arns: list[str] = []
+        token: str | None = None
+        while True:
+            reply = self._call(scope, "list_finding_aggregators", **({"NextToken": token} if token else {}))
+            arns += [a["FindingAggregatorArn"] for a in reply.get("FindingAggregators", [])]
+            token = reply.get("NextToken")
+            if not token:
+                break
+        if not arns:
+            return None
+        return self._call(scope, "get_finding_aggregator", FindingAggregatorArn=arns[0])
+
+
+def check_aggregation(hub: SecurityHub, scope: str) -> dict[str, Any]:
+    """With `aggregation: true`, the scope's region must be the aggregation (home) region: only then does its
+    GetFindings cover the linked regions and its BatchUpdateFindings reach them. Raise HubSetupError if not."""
+    account, region = split_scope(scope)
+    where = describe_scope(scope)
+    try:
+        found = hub.aggregator(scope)
+    except ClientError as exc:
+        raise HubSetupError(f"cannot check cross-region aggregation in {where}: {_reason(exc)}") from None
+    if found is None:
+        raise HubSetupError(
+            f"securityhub.aggregation is true, but {where} has no finding aggregator, so it would return "
+            f"only {region}'s own findings. Turn cross-region aggregation on (aws securityhub "
+            f"create-finding-aggregator --region {region} --region-linking-mode ALL_REGIONS), or set "
+            "aggregation: false and list every region under securityhub.regions.")
+    home = found.get("FindingAggregationRegion")
+    if home != region:
+        raise HubSetupError(
+            f"securityhub.aggregation is true, but the aggregation region of "
+            f"{f'account {account}' if account else 'this account'} is {home}, not {region}: "
+            f"set securityhub.regions: [{home}]")
+    mode = found.get("RegionLinkingMode", "")
+    if mode == "NO_REGIONS":
+        log.warning("%s: the finding aggregator links no other region; only %s's own findings are read",
+                    where, region, extra={"region": region})
+    else:
+        log.info("%s: cross-region aggregation on (%s%s)", where, mode,
+                 f": {', '.join(found.get('Regions', []))}" if found.get("Regions") else "",
+                 extra={"region": region})
+    return found
 
 
 def changed_since_filters(base: Mapping[str, list[dict[str, Any]]], start: datetime,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,7 @@ from jira import JIRAError
 
 from .finding import Finding, FindingError
 from .jira_sink import JiraSink, NoTransition, describe_jira_error
+from .lease import Lease
 from .ledger import CREATING, FAILED, OPEN, Entry, Ledger
 from .linkback import LinkBackWriter
 from .plan import (
@@ -37,7 +39,6 @@ from .securityhub import SecurityHub, changed_since_filters, iso, parse_iso
 
 log = logging.getLogger(__name__)
 
-RECOVERY_GRACE = timedelta(minutes=2)  # an unconfirmed create is searched for only after search can see it
 MAX_CREATE_ATTEMPTS = 5
 
 
@@ -55,6 +56,7 @@ class SyncOptions:
     suppress_resolutions: frozenset[str] = frozenset({"Won't Do", "Won't Fix", "Risk Accepted"})
     from_jira: bool = True
     jira_overlap: timedelta = timedelta(minutes=10)
+    recovery_grace: float = 120.0  # seconds: an unconfirmed create is searched for only once search can see it
 
 
 @dataclass
@@ -89,8 +91,11 @@ class Syncer:
 
     def __init__(self, rulebook: Rulebook, hub: SecurityHub, sink: JiraSink, ledger: Ledger,
                  options: SyncOptions, *, now: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 out: TextIO | None = None, should_stop: Callable[[], bool] = lambda: False) -> None:
+                 out: TextIO | None = None, should_stop: Callable[[], bool] = lambda: False,
+                 clock: Callable[[], float] = time.time, lease: Lease | None = None) -> None:
         self.should_stop = should_stop
+        self.clock = clock  # wall clock of ledger entries (Entry.changed_at): the recovery grace period
+        self.lease = None if options.dry_run else (lease or Lease(ledger, clock=clock))
         self.rulebook = rulebook
         self.hub = hub
         self.sink = sink
@@ -104,6 +109,8 @@ class Syncer:
     # -- the cycle -----------------------------------------------------------------------------------------
     def run_cycle(self) -> CycleReport:
         report = CycleReport()
+        if self.lease is not None:
+            self.lease.acquire()  # raises LeaseHeld: another instance is writing
         self.linkback.stats.written = self.linkback.stats.failed = 0
         self.linkback.start()
         try:
@@ -117,6 +124,8 @@ class Syncer:
                 self._sync_jira(report)
         finally:
             self.linkback.stop()
+            if self.lease is not None:
+                self.lease.release()
         report.linkbacks = self.linkback.stats.written
         report.linkback_failures = self.linkback.stats.failed
         if self.linkback.error is not None:
@@ -140,6 +149,8 @@ class Syncer:
                     newest = ts
             if newest and not self.opt.dry_run:
                 self.ledger.set_cursor(cursor_name, iso(min(newest, end)))
+            if self.lease is not None:
+                self.lease.acquire()  # renew
             if self.should_stop():  # graceful stop: this page is written, the next one waits for next time
                 report.stopped = True
                 return
@@ -279,9 +290,27 @@ class Syncer:
                      extra={"issue_key": key, "finding_id": t.finding.id})
 
     def _create(self, plan: Plan, region: str, report: CycleReport) -> None:
-        intents = [c.entry.with_(region=region) for c in plan.creates]
+        intents = [c.entry.with_(region=region, changed_at=self.clock()) for c in plan.creates]
         self.ledger.put(intents)  # the intent is durable before Jira hears of it
-        results = self.sink.create_many([c.draft for c in plan.creates])
+        try:
+            results = self.sink.create_many([c.draft for c in plan.creates])
+        except AmbiguousWrite as exc:
+            # Jira may or may not have created them: never re-send blindly. The intents stay; the next cycle
+            # looks for their labels (after the search-lag grace period) and adopts or creates.
+            report.create_errors += len(intents)
+            report.errors.append(f"bulk create of {len(intents)} issue(s): outcome unknown ({exc}); "
+                                 "they will be checked by label before any retry")
+            log.warning("%s", report.errors[-1])
+            return
+        except JIRAError as exc:
+            if exc.status_code is None or exc.status_code >= 500:
+                raise
+            # A definite refusal of the whole batch (429 after our retries, 403...): nothing was created.
+            self.ledger.put(i.with_(state=FAILED, attempts=i.attempts + 1) for i in intents)
+            report.create_errors += len(intents)
+            report.errors.append(describe_jira_error(exc, f"bulk create of {len(intents)} issue(s) refused"))
+            log.error("%s", report.errors[-1])
+            return
         done: list[Entry] = []
         for result, create, intent in zip(results, plan.creates, intents, strict=True):
             fid = create.finding.id
@@ -309,8 +338,8 @@ class Syncer:
         it (found by the deterministic label), else plan the finding again."""
         if self.opt.dry_run:
             return
-        now = self.now().timestamp()
-        stuck = [e for e in self.ledger.in_state(CREATING) if now - e.changed_at >= RECOVERY_GRACE.total_seconds()]
+        now = self.clock()
+        stuck = [e for e in self.ledger.in_state(CREATING) if now - e.changed_at >= self.opt.recovery_grace]
         retry = [e for e in self.ledger.in_state(FAILED) if e.attempts < MAX_CREATE_ATTEMPTS]
         if not stuck and not retry:
             return

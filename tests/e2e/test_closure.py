@@ -8,18 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.world import NOW, World, fresh, sandbox, world  # noqa: F401
-
-BASE = {
-    "SchemaVersion": "2018-10-08", "ProductArn": "arn:aws:securityhub:us-east-1::product/aws/securityhub",
-    "ProductName": "Security Hub", "CompanyName": "AWS", "AwsAccountId": "111122223333", "Region": "us-east-1",
-    "GeneratorId": "security-control/S3.8", "Types": ["Software and Configuration Checks"],
-    "CreatedAt": "2026-11-20T00:00:00.000Z", "Severity": {"Label": "HIGH", "Normalized": 70},
-    "Title": "S3 general purpose buckets should block public access", "Description": "The bucket is public.",
-    "Remediation": {"Recommendation": {"Text": "Block public access.", "Url": "https://docs.example.com/s3-8"}},
-    "Resources": [{"Type": "AwsS3Bucket", "Id": "arn:aws:s3:::bucket-1", "Region": "us-east-1"}],
-    "Compliance": {"Status": "FAILED", "SecurityControlId": "S3.8"}, "RecordState": "ACTIVE",
-}
+from tests.e2e.world import NOW, World, finding, fresh, sandbox, world  # noqa: F401
 
 
 class Provider:
@@ -34,11 +23,6 @@ class Provider:
         result = self.world.import_findings([sent])
         assert result["FailedFindings"] == [], result
         return sent
-
-
-def finding(n: int) -> dict[str, Any]:
-    return {**BASE, "Id": f"arn:aws:securityhub:us-east-1:111122223333:security-control/S3.8/finding/{n:04d}",
-            "Resources": [{**BASE["Resources"][0], "Id": f"arn:aws:s3:::bucket-{n}"}]}
 
 
 @pytest.fixture

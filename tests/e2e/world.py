@@ -31,7 +31,7 @@ securityhub:
   regions: [{regions}]
   link_back: {link_back}
   first_run_lookback_days: 30
-  max_attempts: 2
+  max_attempts: 5
 jira:
   url: {jira_url}
   flavour: {flavour}
@@ -61,6 +61,25 @@ rules:
     match: {{product: [GuardDuty, guardduty]}}
     route: {{issue_type: Bug, labels: [threat]}}
 """
+
+
+BASE = {
+    "SchemaVersion": "2018-10-08", "ProductArn": "arn:aws:securityhub:us-east-1::product/aws/securityhub",
+    "ProductName": "Security Hub", "CompanyName": "AWS", "AwsAccountId": "111122223333", "Region": "us-east-1",
+    "GeneratorId": "security-control/S3.8", "Types": ["Software and Configuration Checks"],
+    "CreatedAt": "2026-11-20T00:00:00.000Z", "Severity": {"Label": "HIGH", "Normalized": 70},
+    "Title": "S3 general purpose buckets should block public access", "Description": "The bucket is public.",
+    "Remediation": {"Recommendation": {"Text": "Block public access.", "Url": "https://docs.example.com/s3-8"}},
+    "Resources": [{"Type": "AwsS3Bucket", "Id": "arn:aws:s3:::bucket-1", "Region": "us-east-1"}],
+    "Compliance": {"Status": "FAILED", "SecurityControlId": "S3.8"}, "RecordState": "ACTIVE",
+}
+
+
+def finding(n: int) -> dict[str, Any]:
+    """A valid, ticketable control finding (HIGH, FAILED, NEW), distinct per n."""
+    return {**BASE, "Id": f"arn:aws:securityhub:us-east-1:111122223333:security-control/S3.8/finding/{n:04d}",
+            "Resources": [{**BASE["Resources"][0], "Id": f"arn:aws:s3:::bucket-{n}"}]}
+
 
 
 def iso(ts: datetime) -> str:

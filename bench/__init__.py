@@ -1,0 +1,1 @@
+"""Benchmarks and long-running robustness checks (run as `python -m bench.<name>`)."""
