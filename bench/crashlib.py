@@ -1,12 +1,16 @@
 """The crash harness: run `sh2jira run --once` as a real process, SIGKILL it at random points, then check that
-the end state has no duplicate issue, no missing issue and no missing link-back.
+the end state has no duplicate issue, no missing issue and no missing link-back (crashcheck.py).
 
-Both stand-ins run in this process behind a Tripwire (tripwire.py). Each kill follows a seeded plan: a timer
-from the start of the process, or the k-th request of a kind (GetFindings, bulk create, BatchUpdateFindings,
-Jira search) with the kill landing before the stand-in handles it, right after (the write happened, the
-process never hears of it), or a few milliseconds after the answer (while the process records it). After the
-kills, runs go on unkilled until a cycle has nothing left to do and the ledger holds no open intent. The
-verdict is read from the stand-ins' own state and checked against the generator's answer (crashgen.py).
+Both stand-ins run in this process behind a Tripwire (tripwire.py). Each kill follows a seeded plan: the k-th
+request of a kind (GetFindings, bulk create, BatchUpdateFindings, the recovery's or the closure sync's Jira
+search), killed before the stand-in handles it, right after (the write happened, the process never hears of
+it) or a few milliseconds after the answer (while the process records it), or a random timer. Every kill also
+has a backstop, the n-th request of any kind, so one run never does more than a few pages of work and the
+kills spread over the whole sync. After the kills, runs go on unkilled until a cycle has nothing left to do
+and the ledger holds no open intent.
+
+The recovery grace (`jira.search_lag_seconds`) is 1 s: honest here, because the Jira stand-in has no index lag
+and the harness waits until every request of a killed process has been handled before it starts the next one.
 """
 
 from __future__ import annotations
@@ -22,9 +26,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from sh2jira.finding import FindingKey
 from sh2jira.sandbox import launch
 from sh2jira.sandbox.jira_app import JiraApp
 from sh2jira.sandbox.securityhub import SecurityHubApp
@@ -64,18 +66,21 @@ rulebook:
       route: {{issue_type: Bug, labels: [threat]}}
 """
 
-SH_READ, SH_LINK = r"^POST /findings$", r"^PATCH /findings/batchupdate$"
-JIRA_BULK, JIRA_SEARCH = r"^POST /rest/api/2/issue/bulk$", r"^(GET|POST) /rest/api/\d/search"
-# kind → (stand-in, pattern, when, highest k, delay range after the answer)
-KINDS: dict[str, tuple[str, str, str, int, tuple[float, float]]] = {
-    "read-after": ("sh", SH_READ, "after", 4, (0, 0)),
-    "create-before": ("jira", JIRA_BULK, "before", 3, (0, 0)),
-    "create-after": ("jira", JIRA_BULK, "after", 3, (0, 0)),
-    "create-record": ("jira", JIRA_BULK, "after", 3, (0.001, 0.04)),
-    "linkback-after": ("sh", SH_LINK, "after", 20, (0, 0)),
-    "linkback-record": ("sh", SH_LINK, "after", 20, (0.001, 0.03)),
-    "search-after": ("jira", JIRA_SEARCH, "after", 2, (0, 0)),
-    "timer": ("", "", "", 0, (0.2, 3.0)),
+SH_READ, SH_LINK = r"^sh POST /findings$", r"^sh PATCH /findings/batchupdate$"
+JIRA_BULK = r"^jira POST /rest/api/2/issue/bulk$"
+RECOVERY_SEARCH = r"^jira GET /rest/api/\d/search\S*[?&]jql=labels\+in\+"  # labels in (sh2jira-<digest>, ...)
+JIRA_SYNC_SEARCH = r"^jira GET /rest/api/\d/search\S*[?&]jql=labels\+%3D\+sh2jira\+"  # the closure sync's read
+# kind → (pattern, when, highest k, delay range after the answer); "timer" kills at a random time instead
+KINDS: dict[str, tuple[str, str, int, tuple[float, float]]] = {
+    "read-after": (SH_READ, "after", 4, (0, 0)),
+    "create-before": (JIRA_BULK, "before", 3, (0, 0)),
+    "create-after": (JIRA_BULK, "after", 3, (0, 0)),
+    "create-record": (JIRA_BULK, "after", 3, (0.001, 0.04)),
+    "linkback-after": (SH_LINK, "after", 10, (0, 0)),
+    "linkback-record": (SH_LINK, "after", 10, (0.001, 0.03)),
+    "recovery-search": (RECOVERY_SEARCH, "after", 1, (0, 0)),
+    "jira-sync-search": (JIRA_SYNC_SEARCH, "after", 1, (0, 0)),
+    "timer": ("", "", 0, (0, 0)),
 }
 NOTHING_TO_DO = ("created", "updated", "recovered", "resolved", "reopened", "from_jira", "create_errors",
                  "update_errors", "transition_errors", "linkbacks", "linkback_failures")
@@ -83,9 +88,11 @@ NOTHING_TO_DO = ("created", "updated", "recovered", "resolved", "reopened", "fro
 
 @dataclass(frozen=True)
 class Kill:
+    """A kill point: a trigger of its kind (or a timer), and a backstop trigger on any request."""
+
     kind: str
-    trigger: Trigger | None  # None: a timer
-    delay: float = 0.0  # timer: seconds after the process started
+    triggers: tuple[Trigger, ...]
+    delay: float | None = None  # timer: seconds after the process started
 
 
 @dataclass
@@ -94,77 +101,64 @@ class Run:
     kill: Kill | None
     returncode: int
     seconds: float
-    killed: bool
-    fired: str = ""
-    summary: dict[str, int] = field(default_factory=dict)
-    ledger: Counter[str] = field(default_factory=Counter)  # state counts, "ambiguous", "pending_linkback"
-
-
-@dataclass
-class Verdict:
-    findings: int
-    ticketable: int
-    issues: int
-    duplicates: int
-    missing_issues: int
-    orphan_issues: int
-    missing_linkbacks: int
-    ledger_problems: int
-    examples: list[str] = field(default_factory=list)
+    fired: str = ""  # "<kind>" or "backstop" or "timer": what killed it; "" when it was not killed
+    summary: dict[str, int] = field(default_factory=dict)  # the cycle summary (unkilled runs only)
+    ledger: Counter[str] = field(default_factory=Counter)  # states, "ambiguous", "pending_linkback" afterwards
 
     @property
-    def ok(self) -> bool:
-        return not (self.duplicates or self.missing_issues or self.orphan_issues or self.missing_linkbacks
-                    or self.ledger_problems)
+    def killed(self) -> bool:
+        return self.returncode == -9
 
 
-def plan_kills(kills: int, seed: int) -> list[Kill]:
-    """`kills` kill points: every kind in turn (a seeded order per round), k and delays drawn at random."""
+def default_backstop(findings: int, kills: int) -> tuple[int, int]:
+    """Backstop range so that the kills spread over the whole sync: a full sync makes about 1.2 requests per
+    finding (one link-back each, a bulk create per 10), so a run should make about 1.2 * findings / kills."""
+    return 5, max(30, int(2.4 * findings / max(1, kills)))
+
+
+def plan_kills(kills: int, seed: int, *, backstop: tuple[int, int] = (5, 80),
+               timer: tuple[float, float] = (0.3, 2.0)) -> list[Kill]:
+    """`kills` kill points: every kind in turn (a seeded order per round), k, delays and backstops at random."""
     rng = random.Random(seed)
     out: list[Kill] = []
     while len(out) < kills:
         kinds = list(KINDS)
         rng.shuffle(kinds)
         for kind in kinds[: kills - len(out)]:
-            _, pattern, when, top, (low, high) = KINDS[kind]
+            pattern, when, top, (low, high) = KINDS[kind]
+            guard = Trigger(r".", rng.randint(*backstop), rng.choice(("before", "after")))
             if kind == "timer":
-                out.append(Kill(kind, None, delay=round(rng.uniform(low, high), 3)))
+                out.append(Kill(kind, (guard,), delay=round(rng.uniform(*timer), 3)))
             else:
                 delay = round(rng.uniform(low, high), 4) if high else 0.0
-                out.append(Kill(kind, Trigger(pattern, rng.randint(1, top), when, delay)))
+                out.append(Kill(kind, (Trigger(pattern, rng.randint(1, top), when, delay), guard)))
     return out
 
 
 class Harness:
-    """Stand-ins behind tripwires, a config file in `workdir`, and the sh2jira process runs."""
+    """Stand-ins behind a tripwire, a config file in `workdir`, and the sh2jira process runs."""
 
     def __init__(self, workdir: Path, *, flavour: str = "cloud", page_size: int = 20, bulk_size: int = 10,
                  grace: int = 1, latency: float = 0.0, run_timeout: float = 600.0) -> None:
         self.workdir = workdir
-        self.grace = grace
         self.run_timeout = run_timeout
         self.sh_app = SecurityHubApp(default_account=launch.ADMIN_ACCOUNT,
                                      administrators={launch.ADMIN_ACCOUNT: ["*"]})
         self.jira_app = JiraApp(flavour)
         self.jira_app.set_latency(latency)  # real sleeps: a real process is racing the kills
-        self.wires = {"sh": Tripwire(self.sh_app), "jira": Tripwire(self.jira_app)}
-        self.sandbox = launch.Sandbox(serve(self.wires["sh"]), self.sh_app, serve(self.wires["jira"]), self.jira_app)
-        self.config = self._write_config(flavour, page_size, bulk_size)
+        self.wire = Tripwire()
+        self.sandbox = launch.Sandbox(serve(self.wire.wrap("sh", self.sh_app)), self.sh_app,
+                                      serve(self.wire.wrap("jira", self.jira_app)), self.jira_app)
+        (workdir / "runs").mkdir(parents=True, exist_ok=True)
+        self.config = workdir / "sh2jira.yaml"
+        self.config.write_text(CONFIG.format(page_size=page_size, jira_url=self.sandbox.jira.url, flavour=flavour,
+                                             user=self.sandbox.jira_user(), token_env=TOKEN_ENV,
+                                             bulk_size=bulk_size, grace=grace))
         self.runs: list[Run] = []
         self.generated: list[Generated] = []
 
     def stop(self) -> None:
         self.sandbox.stop()
-
-    def _write_config(self, flavour: str, page_size: int, bulk_size: int) -> Path:
-        text = CONFIG.format(page_size=page_size, jira_url=self.sandbox.jira.url, flavour=flavour,
-                             user=self.sandbox.jira_user(), token_env=TOKEN_ENV, bulk_size=bulk_size,
-                             grace=self.grace)
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        (self.workdir / "runs").mkdir(exist_ok=True)
-        path = self.workdir / "sh2jira.yaml"
-        path.write_text(text)
-        return path
 
     def load(self, n: int, seed: int) -> None:
         self.generated = generate(n, seed=seed, now=datetime.now(UTC))
@@ -176,9 +170,9 @@ class Harness:
     def environ(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SH2JIRA_"))}
         env.update({TOKEN_ENV: self.sandbox.jira_token(), "AWS_ENDPOINT_URL_SECURITYHUB": self.sandbox.securityhub.url,
-                     "AWS_ACCESS_KEY_ID": launch.ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": launch.SECRET_KEY,
-                     "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true",
-                     "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull})
+                    "AWS_ACCESS_KEY_ID": launch.ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": launch.SECRET_KEY,
+                    "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true",
+                    "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull})
         return env
 
     # -- runs ------------------------------------------------------------------------------------------------
@@ -186,48 +180,46 @@ class Harness:
         """One `sh2jira run --once`, killed as `kill` says (or left to finish)."""
         number = len(self.runs) + 1
         log = self.workdir / "runs" / f"{number:03d}.log"
+        command = [sys.executable, "-m", "sh2jira", "--log-level", "INFO", "run", "--once", "-c", str(self.config)]
         started = time.monotonic()
         with log.open("wb") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "sh2jira", "--log-level", "INFO", "run", "--once", "-c", str(self.config)],
-                                    cwd=REPO, env=self.environ(), stdout=out, stderr=subprocess.STDOUT)
-            wire = self.wires[KINDS[kill.kind][0]] if kill is not None and kill.trigger is not None else None
-            if wire is not None and kill is not None:
-                wire.arm(proc, kill.trigger)
+            proc = subprocess.Popen(command, cwd=REPO, env=self.environ(), stdout=out, stderr=subprocess.STDOUT)
+            self.wire.arm(proc, kill.triggers if kill else ())
+            timed_out = False
             try:
-                timeout = kill.delay if kill is not None and kill.trigger is None else self.run_timeout
-                try:
-                    proc.wait(timeout=timeout)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=30)
+                proc.wait(timeout=kill.delay if kill and kill.delay is not None else self.run_timeout)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                proc.kill()
+                proc.wait(timeout=30)
             finally:
-                if wire is not None:
-                    wire.disarm()
-        for w in self.wires.values():  # everything the process sent is handled before anyone looks
-            if not w.wait_idle(60):
-                raise RuntimeError("a stand-in is still busy a minute after the process ended")
-        seconds = time.monotonic() - started
-        fired = wire.fired if wire is not None else ""
-        record = Run(number, kill, proc.returncode, seconds, killed=proc.returncode == -9, fired=fired,
-                     summary=_summary(log.read_text(errors="replace")), ledger=self.ledger_state())
-        if proc.returncode not in (0, 1, -9) or (kill is None and proc.returncode == -9):
-            raise RuntimeError(f"run {number} ended with {proc.returncode} (-9: timed out after "
-                               f"{self.run_timeout} s): see {log}")
+                fired = self.wire.fired
+                self.wire.disarm()
+        if not self.wire.wait_idle(60):  # everything the process sent is handled before anyone looks
+            raise RuntimeError("a stand-in is still busy a minute after the process ended")
+        if proc.returncode not in (0, 1, -9) or (timed_out and not kill):
+            raise RuntimeError(f"run {number} ended with {proc.returncode} (timed out: {timed_out}): see {log}")
+        what = ""
+        if proc.returncode == -9 and kill is not None:
+            what = "timer" if fired is None else ("backstop" if fired[0].pattern == "." else kill.kind)
+        record = Run(number, kill, proc.returncode, time.monotonic() - started, what,
+                     _summary(log.read_text(errors="replace")), self.ledger_state())
         self.runs.append(record)
         return record
 
-    def crash(self, kills: int, seed: int, max_runs: int | None = None) -> list[Run]:
+    def crash(self, kills: int, seed: int, *, max_runs: int | None = None, backstop: tuple[int, int] | None = None,
+              timer: tuple[float, float] = (0.3, 2.0)) -> list[Run]:
         """Run until `kills` kills have landed (a planned kill that did not land is tried again later)."""
-        queue = plan_kills(kills, seed)
-        limit = max_runs if max_runs is not None else 3 * kills + 10
+        guard = backstop or default_backstop(len(self.generated), kills)
+        queue = plan_kills(kills, seed, backstop=guard, timer=timer)
+        limit = len(self.runs) + (max_runs if max_runs is not None else 2 * kills + 10)
         landed: list[Run] = []
         while queue and len(self.runs) < limit:
-            run = self.run(queue[0])
+            run = self.run(queue.pop(0))
             if run.killed:
                 landed.append(run)
-                queue.pop(0)
-            else:
-                queue.append(queue.pop(0))
+            elif run.kill is not None:
+                queue.append(run.kill)
         return landed
 
     def complete(self, max_runs: int = 8) -> list[Run]:
@@ -236,10 +228,9 @@ class Harness:
         for _ in range(max_runs):
             run = self.run(None)
             done.append(run)
-            idle = run.returncode == 0 and run.summary and not any(run.summary.get(k) for k in NOTHING_TO_DO)
-            unsettled = run.ledger["creating"] + run.ledger["failed"] + run.ledger["pending_linkback"]
-            if idle and not unsettled:
-                return done
+            idle = run.returncode == 0 and bool(run.summary) and not any(run.summary.get(k) for k in NOTHING_TO_DO)
+            if idle and not (run.ledger["creating"] + run.ledger["failed"] + run.ledger["pending_linkback"]):
+                break
         return done
 
     # -- state -----------------------------------------------------------------------------------------------
@@ -250,60 +241,23 @@ class Harness:
             return []
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
-            return [tuple(r) for r in db.execute("SELECT key, state, issue_key, linkback_pending FROM entries")]
+            return [(str(k), str(s), str(i), int(p))
+                    for k, s, i, p in db.execute("SELECT key, state, issue_key, linkback_pending FROM entries")]
         except sqlite3.OperationalError:  # killed before the schema was committed
             return []
         finally:
             db.close()
 
     def ledger_state(self) -> Counter[str]:
-        """Ledger entries per state, plus intents whose issue Jira already has ("ambiguous") and pending
-        link-backs: what a kill left behind for recovery."""
-        labels = {lb for i in self.jira_app.issues() for lb in i["labels"]}
+        """Ledger entries per state, plus what a kill left for recovery: intents whose issue Jira already has
+        ("ambiguous": the create happened, the process never heard back) and pending link-backs."""
+        labels = {lb for issue in self.jira_app.issues() for lb in issue["labels"]}
         out: Counter[str] = Counter()
         for key, state, _, pending in self.ledger_rows():
             out[state] += 1
             out["pending_linkback"] += pending
-            if state == "creating" and f"sh2jira-{key}" in labels:
-                out["ambiguous"] += 1
+            out["ambiguous"] += state == "creating" and f"sh2jira-{key}" in labels
         return out
-
-    def verify(self) -> Verdict:
-        expected = {FindingKey(g.doc["ProductArn"], g.doc["Id"]).label: g for g in self.generated if g.ticketable}
-        issues = self.jira_app.issues()
-        by_label: dict[str, list[str]] = {}
-        unlabelled = 0
-        for issue in issues:
-            own = [lb for lb in issue["labels"] if lb.startswith("sh2jira-")]
-            unlabelled += not own
-            for lb in own:
-                by_label.setdefault(lb, []).append(issue["key"])
-        examples: list[str] = []
-        duplicates = sum(len(keys) - 1 for keys in by_label.values())
-        examples += [f"duplicate {lb}: {keys}" for lb, keys in by_label.items() if len(keys) > 1][:3]
-        missing = [lb for lb in expected if lb not in by_label]
-        examples += [f"no issue for {expected[lb].doc['Id']}" for lb in missing[:3]]
-        orphans = [lb for lb in by_label if lb not in expected]
-        examples += [f"issue {by_label[lb]} has no ticketable finding" for lb in orphans[:3]]
-        stored = {FindingKey(f["ProductArn"], f["Id"]).label: f for f in self.sh_app.findings()}
-        bad_links = []
-        for lb in expected:
-            finding, keys = stored.get(lb, {}), by_label.get(lb, [])
-            udf = finding.get("UserDefinedFields") or {}
-            status = (finding.get("Workflow") or {}).get("Status")
-            if len(keys) != 1 or udf.get("sh2jira_issue") != keys[0] or status != "NOTIFIED":
-                bad_links.append(f"finding {finding.get('Id')}: sh2jira_issue={udf.get('sh2jira_issue')!r} "
-                                 f"workflow={status} issues={keys}")
-        examples += bad_links[:3]
-        ledger_bad = []
-        for key, state, issue_key, pending in self.ledger_rows():
-            keys = by_label.get(f"sh2jira-{key}", [])
-            if state != "open" or pending or [issue_key] != keys[:1]:
-                ledger_bad.append(f"ledger {key}: state={state} issue={issue_key} pending={pending} jira={keys}")
-        examples += ledger_bad[:3]
-        return Verdict(findings=len(self.generated), ticketable=len(expected), issues=len(issues),
-                       duplicates=duplicates, missing_issues=len(missing), orphan_issues=len(orphans) + unlabelled,
-                       missing_linkbacks=len(bad_links), ledger_problems=len(ledger_bad), examples=examples)
 
 
 _SUMMARY = re.compile(r"^read=\d+ .*$", re.M)
@@ -315,25 +269,3 @@ def _summary(output: str) -> dict[str, int]:
     if not lines:
         return {}
     return {k: int(v) for k, v in (part.split("=", 1) for part in lines[-1].split())}
-
-
-def describe(landed: list[Run], completion: list[Run], verdict: Verdict, wall: float) -> list[str]:
-    """The figures as report lines."""
-    by_kind = Counter(r.kill.kind for r in landed if r.kill is not None)
-    left = Counter[str]()
-    for r in landed:
-        left.update({k: 1 for k in ("creating", "ambiguous", "pending_linkback") if r.ledger[k]})
-    recovered = sum(r.summary.get("recovered", 0) for r in completion) + sum(
-        r.summary.get("recovered", 0) for r in landed)
-    return [
-        f"findings {verdict.findings} (ticketable {verdict.ticketable}), issues {verdict.issues}",
-        f"kills landed {len(landed)}: " + ", ".join(f"{k} {n}" for k, n in sorted(by_kind.items())),
-        f"kills that left create intents {left['creating']}, of which issue already in Jira {left['ambiguous']}; "
-        f"left pending link-backs {left['pending_linkback']}",
-        f"completion runs {len(completion)} (recovered in the last runs: {recovered})",
-        f"duplicates {verdict.duplicates}, missing issues {verdict.missing_issues}, orphan issues "
-        f"{verdict.orphan_issues}, missing link-backs {verdict.missing_linkbacks}, ledger problems "
-        f"{verdict.ledger_problems}",
-        f"wall time {wall:.1f} s",
-        *verdict.examples,
-    ]

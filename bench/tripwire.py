@@ -1,11 +1,12 @@
-"""A WSGI middleware in front of a stand-in that SIGKILLs the sync process at a chosen request.
+"""WSGI middleware in front of the stand-ins that SIGKILLs the sync process at a chosen request.
 
 Killing on a timer alone rarely lands in the narrow windows that matter (Jira created the issues but the
-process never heard back; a link-back was applied but not marked done). The tripwire kills at the k-th request
+process never heard back; a link-back was applied but not marked done). A trigger kills at the k-th request
 matching a pattern: `before` the stand-in handles it (nothing changed), `after` it handled it but before the
 answer leaves (the write happened, the caller never learns), or `after` plus a delay (the caller got the answer
-and dies while recording it). It also counts requests in flight, so the harness can wait until everything a
-dead process sent has been handled before it starts the next one.
+and dies while recording it). Requests are matched as "<stand-in> METHOD /path?query", counted per trigger;
+the first trigger to reach its count fires. The tripwire also counts requests in flight, so the harness can
+wait until everything a dead process sent has been handled before it looks or starts the next one.
 """
 
 from __future__ import annotations
@@ -13,37 +14,45 @@ from __future__ import annotations
 import re
 import subprocess
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 @dataclass(frozen=True)
 class Trigger:
-    pattern: str  # regex on "METHOD /path"
+    pattern: str  # regex searched in "<stand-in> METHOD /path?query"
     count: int  # kill at this matching request (1 = the first)
-    when: str  # "before" | "after"
+    when: str = "after"  # "before" | "after"
     delay: float = 0.0  # with "after": seconds after the answer left
 
 
 class Tripwire:
-    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
-        self.app = app
+    def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._inflight = 0
         self._idle = threading.Condition(self._lock)
+        self._inflight = 0
         self._proc: subprocess.Popen[bytes] | None = None
-        self._trigger: Trigger | None = None
-        self._seen = 0
-        self.fired: str = ""  # "METHOD /path" of the request that triggered the kill
+        self._armed: list[tuple[Trigger, list[int]]] = []
+        self.fired: tuple[Trigger, str] | None = None  # the trigger that killed, and the request it killed at
 
-    def arm(self, proc: subprocess.Popen[bytes], trigger: Trigger | None) -> None:
+    def wrap(self, name: str, app: WsgiApp) -> WsgiApp:
+        def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            query = environ.get("QUERY_STRING", "")
+            request = f"{name} {environ.get('REQUEST_METHOD', '')} {environ.get('PATH_INFO', '')}"
+            return self._handle(app, request + (f"?{query}" if query else ""), environ, start_response)
+
+        return guarded
+
+    def arm(self, proc: subprocess.Popen[bytes], triggers: Sequence[Trigger]) -> None:
         with self._lock:
-            self._proc, self._trigger, self._seen, self.fired = proc, trigger, 0, ""
+            self._proc, self._armed, self.fired = proc, [(t, [0]) for t in triggers], None
 
     def disarm(self) -> None:
         with self._lock:
-            self._proc, self._trigger = None, None
+            self._proc, self._armed = None, []
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until no request is being handled (a dead client's last request included)."""
@@ -52,17 +61,17 @@ class Tripwire:
 
     def _strike(self, request: str) -> tuple[Trigger, subprocess.Popen[bytes]] | None:
         with self._lock:
-            trigger, proc = self._trigger, self._proc
-            if trigger is None or proc is None or not re.search(trigger.pattern, request):
-                return None
-            self._seen += 1
-            if self._seen != trigger.count:
-                return None
-            self._trigger, self.fired = None, request
-            return trigger, proc
+            proc = self._proc
+            for trigger, seen in self._armed:
+                if proc is not None and re.search(trigger.pattern, request):
+                    seen[0] += 1
+                    if seen[0] == trigger.count:
+                        self._armed, self.fired = [], (trigger, request)
+                        return trigger, proc
+            return None
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        request = f"{environ.get('REQUEST_METHOD', '')} {environ.get('PATH_INFO', '')}"
+    def _handle(self, app: WsgiApp, request: str, environ: dict[str, Any],
+                start_response: Callable[..., Any]) -> Iterable[bytes]:
         with self._lock:
             self._inflight += 1
         try:
@@ -71,7 +80,7 @@ class Tripwire:
                 _kill(struck[1], wait=True)
                 start_response("503 Service Unavailable", [("Content-Length", "0")])
                 return [b""]
-            body = list(self.app(environ, start_response))  # handled completely, state changed
+            body = list(app(environ, start_response))  # handled completely: the state has changed
             if struck is not None and struck[0].delay <= 0:
                 _kill(struck[1], wait=True)
             elif struck is not None:

@@ -284,10 +284,21 @@ class JiraSink:
         return found
 
 
+_JQL_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
 def quote_jql(value: str) -> str:
-    """A JQL string literal: double-quoted, with backslash and quote escaped, and no line breaks."""
-    cleaned = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ").replace("\r", " ")
-    return f'"{cleaned}"'
+    """A JQL string literal that stays one value whatever `value` holds: double-quoted, with backslash, quote
+    and line breaks escaped, and every other control character as a \\uXXXX escape (Jira refuses them raw)."""
+    out = []
+    for char in value:
+        if char in _JQL_ESCAPES:
+            out.append(_JQL_ESCAPES[char])
+        elif ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
 
 
 def _element_error(element: Mapping[str, Any]) -> str:

@@ -167,7 +167,8 @@ def test_a_grace_shorter_than_the_lag_would_duplicate(world: FaultWorld) -> None
     jira = world.sandbox.jira_app
     jira.set_index_lag(60)
     jira.inject_fault("POST", r"/issue/bulk$", drop=True, after_write=True)
-    text = world.write_config().read_text().replace("timeout_seconds: 10", "timeout_seconds: 10\n  search_lag_seconds: 0")
+    text = world.write_config().read_text()
+    text = text.replace("timeout_seconds: 10", "timeout_seconds: 10\n  search_lag_seconds: 0")
     cfg_path = world.tmp / "nolag.yaml"
     cfg_path.write_text(text)
     from tests.e2e.world import load_config  # the same loader the CLI uses

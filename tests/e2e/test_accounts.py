@@ -1,0 +1,238 @@
+"""Many accounts (assume-role) and cross-region aggregation, end to end with real boto3 and jira clients.
+
+Accounts: moto's STS runs in process (mock_aws; flask, which its threaded server needs, is not installed) and
+hands out the assumed-role credentials, while Security Hub stays our HTTP stand-in. The stand-in tells accounts
+apart by access key: a small WSGI layer in front of it swaps each key moto issued for the stand-in's table key
+of the account moto issued it in (moto.iam.models.get_account_id_from), so a request signed with the wrong
+account's credentials is answered as that account, and it sees none of the other account's findings.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dateutil.tz import tzlocal
+from moto import mock_aws
+from moto.iam.models import get_account_id_from
+from moto.sts.models import sts_backends
+from werkzeug.wrappers import Request, Response
+
+from sh2jira.app import SetupError
+from sh2jira.config import Config, load_config
+from sh2jira.finding import Finding, FindingKey
+from sh2jira.sandbox import launch
+from sh2jira.sandbox.jira_app import JiraApp
+from sh2jira.sandbox.securityhub import SecurityHubApp
+from sh2jira.sandbox.server import serve
+from sh2jira.sandbox.sh_scope import Aggregation
+from sh2jira.securityhub import AccountRole, assumed_role_session
+from tests.e2e.world import NOW, World, finding, fresh, sandbox, world  # noqa: F401
+
+ACCOUNT_A, ACCOUNT_B = "111111111111", "222222222222"
+ROLE = "SecurityHubReader"
+EXTERNAL_ID = {ACCOUNT_A: "ext-a-7731", ACCOUNT_B: "ext-b-0042"}
+TABLE = {f"standin-key-{a}": a for a in (ACCOUNT_A, ACCOUNT_B)}
+_KEY = re.compile(r"Credential=(ASIA[A-Z0-9]+)/")
+
+
+class MotoKeys:
+    """WSGI layer in front of the Security Hub stand-in: moto-issued access key → the stand-in's key of that
+    account. Other keys (the base credentials) pass unchanged, and the stand-in's table refuses them."""
+
+    def __init__(self, app: SecurityHubApp) -> None:
+        self.app = app
+        self.seen: list[tuple[str, str]] = []  # (moto access key, account)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        auth = environ.get("HTTP_AUTHORIZATION", "")
+        found = _KEY.search(auth)
+        if found:
+            account = get_account_id_from(found.group(1))
+            self.seen.append((found.group(1), account))
+            environ["HTTP_AUTHORIZATION"] = auth.replace(found.group(1), f"standin-key-{account}")
+        return self.app(environ, start_response)
+
+
+@pytest.fixture
+def accounts_world(tmp_path: Path) -> Iterator[tuple[World, MotoKeys]]:
+    """Two member accounts, no administrator: each account's credentials see only that account's findings."""
+    sh_app = SecurityHubApp(access_keys=TABLE)
+    keyed = MotoKeys(sh_app)
+    jira_app = JiraApp("cloud")
+    box = launch.Sandbox(serve(keyed), sh_app, serve(jira_app), jira_app)
+    with mock_aws():
+        yield World(box, tmp_path, "cloud"), keyed
+    box.stop()
+
+
+def config_with(world: World, securityhub_keys: str, regions: str) -> Config:
+    """The e2e config, with extra `securityhub:` keys (YAML lines, indented two spaces)."""
+    path = world.write_config(regions=regions)
+    path.write_text(path.read_text().replace("securityhub:\n", "securityhub:\n" + securityhub_keys, 1))
+    cfg = load_config(path)
+    hub = cfg.securityhub.model_copy(update={"endpoint_url": world.sandbox.securityhub.url})
+    return cfg.model_copy(update={"securityhub": hub})
+
+
+ACCOUNTS_YAML = f"""\
+  accounts:
+    - {{account_id: "{ACCOUNT_A}", role_name: {ROLE}, external_id: {EXTERNAL_ID[ACCOUNT_A]}}}
+    - {{account_id: "{ACCOUNT_B}", role_name: {ROLE}, external_id: {EXTERNAL_ID[ACCOUNT_B]}}}
+"""
+
+
+def placed(n: int, account: str, region: str) -> dict[str, Any]:
+    """A ticketable finding of this account, in this region."""
+    doc = fresh(finding(n), NOW - timedelta(hours=1))
+    doc["Id"] = f"arn:aws:securityhub:{region}:{account}:security-control/S3.8/finding/{n:04d}"
+    doc["AwsAccountId"], doc["Region"] = account, region
+    doc["Resources"] = [{**doc["Resources"][0], "Region": region}]
+    return doc
+
+
+def ledger_scope(world: World, syncer: Any, doc: dict[str, Any]) -> str:
+    digest = FindingKey(doc["ProductArn"], doc["Id"]).digest
+    return str(syncer.ledger.get([digest])[digest].region)
+
+
+def test_two_accounts_through_assumed_roles(accounts_world: tuple[World, MotoKeys]) -> None:
+    world, keyed = accounts_world
+    app = world.sandbox.securityhub_app
+    layout = {(ACCOUNT_A, "us-east-1"): [1, 2], (ACCOUNT_A, "eu-west-1"): [3], (ACCOUNT_B, "us-east-1"): [4, 5]}
+    docs = {(acct, region): [placed(n, acct, region) for n in ns] for (acct, region), ns in layout.items()}
+    for (acct, region), batch in docs.items():
+        assert app.load(batch, account=acct, region=region)["SuccessCount"] == len(batch)
+
+    syncer = world.syncer(config_with(world, ACCOUNTS_YAML, "us-east-1, eu-west-1"))
+    assert syncer.opt.regions == [f"{ACCOUNT_A}/us-east-1", f"{ACCOUNT_A}/eu-west-1",
+                                  f"{ACCOUNT_B}/us-east-1", f"{ACCOUNT_B}/eu-west-1"]
+    report = syncer.run_cycle()
+
+    assert (report.created, report.linkbacks, report.linkback_failures, report.errors) == (5, 5, 0, [])
+    for (acct, region), batch in docs.items():
+        stored = {f["Id"]: f for f in app.findings(account=acct, region=region)}
+        for doc in batch:
+            key = world.issue_for(doc["Id"], doc["ProductArn"])["key"]
+            got = stored[doc["Id"]]
+            assert got["UserDefinedFields"]["sh2jira_issue"] == key  # written with that account's credentials
+            assert got["Workflow"]["Status"] == "NOTIFIED"
+            assert ledger_scope(world, syncer, doc) == f"{acct}/{region}"
+    assert {account for _, account in keyed.seen} == {ACCOUNT_A, ACCOUNT_B}
+
+    for acct in (ACCOUNT_A, ACCOUNT_B):  # one AssumeRole per account, shared by its regions and the link-backs
+        roles = sts_backends[acct]["aws"].assumed_roles
+        assert [(r.role_arn, r.session_name, r.external_id) for r in roles] == [
+            (f"arn:aws:iam::{acct}:role/{ROLE}", "sh2jira", EXTERNAL_ID[acct])]
+
+    # A Jira-side resolution goes back through the account (and region) the finding was read in.
+    b_doc = docs[(ACCOUNT_B, "us-east-1")][0]
+    key = world.issue_for(b_doc["Id"], b_doc["ProductArn"])["key"]
+    world.sandbox.jira_app.transition_issue(key, "Done", resolution="Done", as_user="alice")
+    again = world.syncer(config_with(world, ACCOUNTS_YAML, "us-east-1, eu-west-1")).run_cycle()
+    assert (again.from_jira, again.created, again.errors) == (1, 0, [])
+    resolved = next(f for f in app.findings(account=ACCOUNT_B) if f["Id"] == b_doc["Id"])
+    assert resolved["Workflow"]["Status"] == "RESOLVED" and key in resolved["Note"]["Text"]
+
+
+def test_a_role_that_cannot_be_assumed_stops_start_up(accounts_world: tuple[World, MotoKeys],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    world, _ = accounts_world
+    sts = serve(_sts_denying_everything)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", sts.url)
+    try:
+        with pytest.raises(SetupError) as caught:
+            world.syncer(config_with(world, ACCOUNTS_YAML, "us-east-1"))
+    finally:
+        sts.stop()
+    message = str(caught.value)
+    assert f"arn:aws:iam::{ACCOUNT_A}:role/{ROLE}" in message and "external_id" in message
+    assert "AccessDenied" in message and EXTERNAL_ID[ACCOUNT_A] not in message
+    assert world.issues() == [] and world.sh_calls("GetFindings") == 0
+
+
+def _sts_denying_everything(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """STS as it answers a caller whose policy (or the role's trust policy) does not allow AssumeRole."""
+    body = Request(environ).get_data(as_text=True)
+    role = re.search(r"RoleArn=([^&]+)", body)
+    xml = ('<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>'
+           "<Code>AccessDenied</Code><Message>User: arn:aws:sts::999999999999:assumed-role/sh2jira/i-0 is not "
+           f"authorized to perform: sts:AssumeRole on resource: {role.group(1) if role else '?'}</Message>"
+           "</Error><RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>")
+    return Response(xml, status=403, content_type="text/xml")(environ, start_response)
+
+
+def test_assumed_role_credentials_are_refreshed_before_they_expire(
+        accounts_world: tuple[World, MotoKeys]) -> None:
+    world, keyed = accounts_world
+    world.sandbox.securityhub_app.load([placed(1, ACCOUNT_A, "us-east-1")], account=ACCOUNT_A, region="us-east-1")
+    offset = [timedelta(0)]
+    session = assumed_role_session(world.session, AccountRole(ACCOUNT_A, ROLE), "us-east-1",
+                                   time_fetcher=lambda: datetime.now(tzlocal()) + offset[0])
+    client = session.client("securityhub", region_name="us-east-1", endpoint_url=world.sandbox.securityhub.url)
+
+    assert len(client.get_findings()["Findings"]) == 1
+    assert len(client.get_findings()["Findings"]) == 1  # still valid: no second AssumeRole
+    offset[0] = timedelta(minutes=50)  # moto's credentials last an hour: 10 minutes left, inside botocore's window
+    assert len(client.get_findings()["Findings"]) == 1
+
+    roles = sts_backends[ACCOUNT_A]["aws"].assumed_roles
+    assert len(roles) == 2 and roles[0].external_id is None
+    keys = [key for key, _ in keyed.seen]
+    assert keys[0] == keys[1] == roles[0].access_key_id and keys[2] == roles[1].access_key_id != keys[0]
+
+
+# -- cross-region aggregation against the sandbox ------------------------------------------------------------
+REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")
+AGGREGATION_YAML = "  aggregation: true\n"
+
+
+def test_aggregation_reads_the_home_region_only_and_links_back_everywhere(world: World) -> None:
+    app = world.sandbox.securityhub_app
+    app.set_aggregation(Aggregation(home_region="us-east-1"))
+    docs = {region: placed(n, "111122223333", region) for n, region in enumerate(REGIONS, 1)}
+    for region, doc in docs.items():
+        assert world.import_findings([doc], region=region)["FailedFindings"] == []
+    world.reset_counts()
+
+    syncer = world.syncer(config_with(world, AGGREGATION_YAML, "us-east-1"))
+    assert syncer.opt.regions == ["us-east-1"]
+    report = syncer.run_cycle()
+
+    assert (report.created, report.linkbacks, report.linkback_failures) == (3, 3, 0)
+    by_region = app.calls.as_dict()["by_region"]
+    assert set(by_region) == {"us-east-1"}, by_region  # every call, reads and link-backs, in the home region
+    assert by_region["us-east-1"]["ListFindingAggregators"] == 1
+    for region, doc in docs.items():
+        issue = world.issue_for(doc["Id"], doc["ProductArn"])
+        text = issue["description"]
+        assert f"?region={region}" in text  # the console link of the finding's own region
+        assert [r for r in REGIONS if f"?region={r}" in text] == [region]
+        assert re.search(rf"\|\|Region\|\s*{region}\s*\|", text), text[:600]
+        stored = app.findings(region=region)  # the link-back, replicated to the finding's own region
+        assert len(stored) == 1 and stored[0]["UserDefinedFields"]["sh2jira_issue"] == issue["key"]
+        assert stored[0]["Note"]["Text"].startswith(f"Tracked in Jira as {issue['key']}")
+        assert Finding.parse(stored[0]).region == region
+        assert ledger_scope(world, syncer, doc) == "us-east-1"
+
+
+def test_aggregation_configured_but_off_is_a_clear_start_up_error(world: World) -> None:
+    world.import_findings([placed(1, "111122223333", "eu-west-1")], region="eu-west-1")
+    with pytest.raises(SetupError) as caught:
+        world.syncer(config_with(world, AGGREGATION_YAML, "us-east-1"))
+    message = str(caught.value)
+    assert "aggregation is true" in message and "no finding aggregator" in message
+    assert "create-finding-aggregator --region us-east-1" in message and "aggregation: false" in message
+    assert world.sh_calls("GetFindings") == 0 and world.issues() == []
+
+
+def test_aggregation_with_another_home_region_names_it(world: World) -> None:
+    world.sandbox.securityhub_app.set_aggregation(Aggregation(home_region="eu-west-1"))
+    with pytest.raises(SetupError, match=r"aggregation region of this account is eu-west-1, not us-east-1: "
+                                         r"set securityhub.regions: \[eu-west-1\]"):
+        world.syncer(config_with(world, AGGREGATION_YAML, "us-east-1"))
+    assert world.sh_calls("GetFindings") == 0
