@@ -127,7 +127,8 @@ def plan_kills(kills: int, seed: int, *, backstop: tuple[int, int] = (5, 80),
         for kind in kinds[: kills - len(out)]:
             pattern, when, top, (low, high) = KINDS[kind]
             guard = Trigger(r".", rng.randint(*backstop), rng.choice(("before", "after")))
-            if kind == "timer":
+            if kind == "timer":  # a looser backstop, so that the timer lands first most of the time
+                guard = Trigger(r".", rng.randint(backstop[0], 3 * backstop[1]), guard.when)
                 out.append(Kill(kind, (guard,), delay=round(rng.uniform(*timer), 3)))
             else:
                 delay = round(rng.uniform(low, high), 4) if high else 0.0

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from . import __version__, logs
+
+log = logging.getLogger("sh2jira")
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 DEFAULT_CONFIG_PATHS = ("sh2jira.yaml", "/etc/sh2jira/config.yaml")
@@ -65,45 +69,59 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .health import default_max_age, start_health_server
     from .lease import LeaseHeld
     from .metrics import Metrics
-    from .runner import Runner, _safe
+    from .runner import Runner, _safe, backoff, install_stop_signals
 
     cfg = _load(find_config(args.config))
     metrics = Metrics()
-    try:
-        syncer = build_syncer(cfg, dry_run=args.dry_run, out=sys.stdout, metrics=metrics)
-    except SetupError as exc:
-        print(f"sh2jira: cannot start: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    once = args.once or args.dry_run
     server = None
-    if args.metrics_port and not (args.once or args.dry_run):
+    if args.metrics_port and not once:
         server = start_health_server(metrics, args.metrics_host, args.metrics_port,
                                      default_max_age(cfg.run.interval_seconds))
-
-    def cycle() -> Any:
-        started = time.monotonic()
-        try:
-            report = syncer.run_cycle()
-        except Exception:
-            metrics.observe_cycle(None, time.monotonic() - started, False, time.time())
-            raise
-        metrics.observe_cycle(report, time.monotonic() - started, True, time.time())
-        return report
-
-    if args.once or args.dry_run:
-        try:
-            report = cycle()
-        except LeaseHeld as exc:  # a cron overlap: the other run does the work
-            print(f"sh2jira: {exc}", file=sys.stderr)
-            return EXIT_OK
-        except Exception as exc:  # noqa: BLE001 - a cron job needs an exit code and a readable reason
-            print(f"sh2jira: cycle failed: {type(exc).__name__}: {_safe(exc)}", file=sys.stderr)
-            return EXIT_FAILED
-        print(("dry run: " if args.dry_run else "") + report.summary())
-        return EXIT_OK
-    runner = Runner(cycle, cfg.run.interval_seconds)
-    syncer.should_stop = runner.stop_event.is_set
-    runner.install_signal_handlers()
+    stop = threading.Event()
+    if not once:
+        install_stop_signals(stop)
+    failures = 0
     try:
+        while True:  # long-running mode waits for Jira (and the rulebook's projects) to become usable
+            try:
+                syncer = build_syncer(cfg, dry_run=args.dry_run, out=sys.stdout, metrics=metrics)
+                break
+            except SetupError as exc:
+                if once:
+                    print(f"sh2jira: cannot start: {exc}", file=sys.stderr)
+                    return EXIT_FAILED
+                failures += 1
+                wait = backoff(failures, cfg.run.interval_seconds)
+                log.error("start-up failed (%d in a row), retrying in %.0f s: %s", failures, wait, exc)
+                if stop.wait(wait):
+                    return EXIT_OK
+
+        def cycle() -> Any:
+            started = time.monotonic()
+            try:
+                report = syncer.run_cycle()
+            except LeaseHeld:
+                raise
+            except Exception:
+                metrics.observe_cycle(None, time.monotonic() - started, False, time.time())
+                raise
+            metrics.observe_cycle(report, time.monotonic() - started, True, time.time())
+            return report
+
+        if once:
+            try:
+                report = cycle()
+            except LeaseHeld as exc:  # a cron overlap: the other run does the work
+                print(f"sh2jira: {exc}", file=sys.stderr)
+                return EXIT_OK
+            except Exception as exc:  # noqa: BLE001 - a cron job needs an exit code and a readable reason
+                print(f"sh2jira: cycle failed: {type(exc).__name__}: {_safe(exc)}", file=sys.stderr)
+                return EXIT_FAILED
+            print(("dry run: " if args.dry_run else "") + report.summary())
+            return EXIT_OK
+        runner = Runner(cycle, cfg.run.interval_seconds, stop=stop)
+        syncer.should_stop = stop.is_set
         return runner.run_forever()
     finally:
         if server is not None:

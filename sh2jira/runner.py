@@ -19,6 +19,21 @@ from .sync import CycleReport
 log = logging.getLogger(__name__)
 
 
+def backoff(failures: int, cap: float) -> float:
+    """Seconds to wait after `failures` failures in a row: 5, 10, 20, ... at most `cap`."""
+    return float(min(cap, 5 * 2 ** max(failures - 1, 0)))
+
+
+def install_stop_signals(stop: threading.Event) -> None:
+    """SIGTERM/SIGINT set `stop`: the current page finishes, link-backs drain, the process exits 0."""
+    def handle(signum: int, frame: FrameType | None) -> None:
+        log.info("received %s: finishing the current batch, then stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+
+
 class Runner:
     def __init__(self, cycle: Callable[[], CycleReport], interval: float, *, max_backoff: float | None = None,
                  stop: threading.Event | None = None) -> None:
@@ -30,18 +45,11 @@ class Runner:
         self.cycles = 0
 
     def install_signal_handlers(self) -> None:
-        def handle(signum: int, frame: FrameType | None) -> None:
-            log.info("received %s: finishing the current batch, then stopping", signal.Signals(signum).name)
-            self.stop_event.set()
-
-        signal.signal(signal.SIGTERM, handle)
-        signal.signal(signal.SIGINT, handle)
+        install_stop_signals(self.stop_event)
 
     def next_wait(self) -> float:
         """The pause before the next cycle: the interval, or an exponential back-off after failures."""
-        if self.failures == 0:
-            return self.interval
-        return float(min(self.max_backoff, 5 * 2 ** (self.failures - 1)))
+        return self.interval if self.failures == 0 else backoff(self.failures, self.max_backoff)
 
     def run_forever(self, max_cycles: int | None = None) -> int:
         while not self.stop_event.is_set():

@@ -22,6 +22,7 @@ from moto.iam.models import get_account_id_from
 from moto.sts.models import sts_backends
 from werkzeug.wrappers import Request, Response
 
+from sh2jira import wiki
 from sh2jira.app import SetupError
 from sh2jira.config import Config, load_config
 from sh2jira.finding import Finding, FindingKey
@@ -212,7 +213,7 @@ def test_aggregation_reads_the_home_region_only_and_links_back_everywhere(world:
         text = issue["description"]
         assert f"?region={region}" in text  # the console link of the finding's own region
         assert [r for r in REGIONS if f"?region={r}" in text] == [region]
-        assert re.search(rf"\|\|Region\|\s*{region}\s*\|", text), text[:600]
+        assert f"||Region|{wiki.escape_cell(region)}|" in text
         stored = app.findings(region=region)  # the link-back, replicated to the finding's own region
         assert len(stored) == 1 and stored[0]["UserDefinedFields"]["sh2jira_issue"] == issue["key"]
         assert stored[0]["Note"]["Text"].startswith(f"Tracked in Jira as {issue['key']}")

@@ -1,0 +1,158 @@
+"""Client-side pacing: wait *before* sending, so a quota is met instead of bounced off.
+
+Security Hub throttles per account, region and operation (GetFindings 3 req/s, burst 6; BatchUpdateFindings and
+BatchImportFindings 10 req/s, burst 30). botocore only reacts to a 429 after the fact (standard mode backs off
+up to 20 s, adaptive mode starts limiting only after the first throttle), so a client that runs at the quota
+spends its time in back-off. A token bucket per (operation, scope) that reserves a slot and sleeps until it is
+due keeps every call inside the quota, and several threads sharing a bucket get their slots in turn.
+
+The clock and the sleeper are injected, so tests move time instead of waiting.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Quota:
+    """`rate` calls per second, at most `burst` in a row after a pause."""
+
+    rate: float
+    burst: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.rate <= 0 or self.burst < 1:
+            raise ValueError(f"a quota needs rate > 0 and burst >= 1, got rate={self.rate} burst={self.burst}")
+
+
+# Documented Security Hub (CSPM) quotas per account and region; other operations: 10/s, burst 30.
+SECURITYHUB_QUOTAS: dict[str, Quota] = {
+    "GetFindings": Quota(3, 6),
+    "BatchUpdateFindings": Quota(10, 30),
+    "BatchImportFindings": Quota(10, 30),
+}
+SECURITYHUB_OTHER = Quota(10, 30)
+
+
+class Limiter:
+    """A thread-safe token bucket that makes callers wait for their turn.
+
+    `reserve()` takes a token even when none is left (the balance goes negative) and returns how long the caller
+    must wait for it; reservations are handed out in call order, so N waiting threads are spaced 1/rate apart
+    rather than all waking at once. `acquire()` reserves and sleeps.
+    """
+
+    def __init__(self, quota: Quota, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.quota = quota
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._tokens = float(quota.burst)
+        self._last = clock()
+        self.calls = 0
+        self.waits = 0  # calls that had to wait
+        self.waited = 0.0  # seconds spent waiting, summed over callers
+
+    def _refill(self, now: float) -> None:
+        if now > self._last:
+            self._tokens = min(self.quota.burst, self._tokens + (now - self._last) * self.quota.rate)
+            self._last = now
+
+    def reserve(self) -> float:
+        """Take the next slot; the seconds until it is due (0 when a token is available now)."""
+        with self._lock:
+            self._refill(self._clock())
+            self._tokens -= 1
+            self.calls += 1
+            wait = 0.0 if self._tokens >= 0 else -self._tokens / self.quota.rate
+            if wait > 0:
+                self.waits += 1
+                self.waited += wait
+            return wait
+
+    def acquire(self) -> float:
+        """Wait until a call may be sent; return the seconds waited."""
+        wait = self.reserve()
+        if wait > 0:
+            self._sleep(wait)
+        return wait
+
+    def try_acquire(self) -> bool:
+        """Take a token only if one is available now (never waits)."""
+        with self._lock:
+            self._refill(self._clock())
+            if self._tokens < 1:
+                return False
+            self._tokens -= 1
+            self.calls += 1
+            return True
+
+    def hold(self, seconds: float) -> None:
+        """Send nothing for `seconds` from now (a 429's Retry-After: someone else spends the same quota)."""
+        with self._lock:
+            self._refill(self._clock())
+            self._tokens = min(self._tokens, 1 - seconds * self.quota.rate)
+
+
+class Pacer:
+    """One Limiter per (operation, scope), made on first use from a table of quotas.
+
+    `scope` separates what the service counts separately: for Security Hub, the region of the client (one
+    account per process). An operation with no quota and no `default` is not paced.
+    """
+
+    def __init__(self, quotas: Mapping[str, Quota], default: Quota | None = None, *,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.quotas = dict(quotas)
+        self.default = default
+        self._clock = clock
+        self._sleep = sleep
+        self._limiters: dict[tuple[str, str], Limiter] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def securityhub(cls, overrides: Mapping[str, Quota] | None = None, **kwargs: Any) -> Pacer:
+        """The documented Security Hub quotas, with `overrides` (e.g. a share of them when other tools read too)."""
+        return cls({**SECURITYHUB_QUOTAS, **(overrides or {})}, SECURITYHUB_OTHER, **kwargs)
+
+    def limiter(self, operation: str, scope: str = "") -> Limiter | None:
+        quota = self.quotas.get(operation, self.default)
+        if quota is None:
+            return None
+        with self._lock:
+            found = self._limiters.get((operation, scope))
+            if found is None:
+                found = self._limiters[(operation, scope)] = Limiter(quota, clock=self._clock, sleep=self._sleep)
+            return found
+
+    def acquire(self, operation: str, scope: str = "") -> float:
+        """Wait for a slot of `operation` in `scope`; the seconds waited."""
+        limiter = self.limiter(operation, scope)
+        return limiter.acquire() if limiter is not None else 0.0
+
+    def stats(self) -> dict[str, dict[str, float]]:
+        """Per "operation@scope": calls, calls that waited, seconds waited."""
+        with self._lock:
+            items = list(self._limiters.items())
+        return {f"{op}@{scope}" if scope else op: {"calls": lim.calls, "waits": lim.waits,
+                                                   "waited": round(lim.waited, 3)}
+                for (op, scope), lim in items}
+
+
+def pace_boto3_client(client: Any, pacer: Pacer, scope: str) -> Any:
+    """Make every HTTP attempt of a boto3 client (retries included) wait for its slot first; returns the client.
+
+    The handler runs on botocore's `before-send` event, once per attempt, and returns None so the request is
+    sent as built. Give one scope per quota bucket: for Security Hub, the client's region."""
+    def before_send(event_name: str = "", **_: Any) -> None:
+        pacer.acquire(event_name.rsplit(".", 1)[-1], scope)
+
+    service = client.meta.service_model.service_id.hyphenize()
+    client.meta.events.register(f"before-send.{service}", before_send, unique_id=f"sh2jira-pacing-{id(pacer)}")
+    return client
