@@ -39,7 +39,8 @@ _URL = shaped(r"^https?://[^\s/]+(/\S*)?$", "is not an http(s) URL")
 _ENV_NAME = shaped(r"^[A-Za-z_][A-Za-z0-9_]*$", echo=False,
                    hint="is not an environment variable name (give the variable's name, never the token)")
 _ROLE = shaped(r"^(?:[A-Za-z0-9_+=,.@-]+/)*[A-Za-z0-9_+=,.@-]{1,64}$",
-                "is not an IAM role name (letters, digits and +=,.@_-, at most 64; a path may come first: ops/Name)")
+                "is not an IAM role name: give the name alone (letters, digits, +=,.@_-), optionally after "
+                "a path (ops/SecurityHubReader), not the role's ARN")
 _EXTERNAL_ID = shaped(r"^[A-Za-z0-9_+=,.@:/-]{2,1224}$", echo=False,
                       hint="is not an STS external id (2 to 1224 of letters, digits and +=,.@:/_-)")
 Url = Annotated[str, _URL[0], _URL[1]]

@@ -217,3 +217,19 @@ def test_bad_finding_is_reported_and_the_rest_go_on(world: World) -> None:
     report = world.cycle()
     assert report.invalid == 1 and any(bad["Id"] in e for e in report.errors)
     assert report.created == sum(1 for d in world.findings() if d["Id"] != bad["Id"] and ticketable(d))
+
+
+def test_remote_links_are_optional_and_upserted(world: World) -> None:
+    docs = [fresh(f, NOW - timedelta(hours=1)) for _, f in shared_findings()[:6]]
+    world.import_findings(docs)
+    world.cycle()
+    assert all(not i["remote_links"] for i in world.issues())  # off by default: no extra call per issue
+    world.sandbox.jira_app.reset()
+    cfg = world.config(remote_links=True, ledger="links.sqlite3")
+    report = world.cycle(cfg)
+    issues = world.issues()
+    assert report.created == len(issues) > 0
+    for issue in issues:
+        (link,) = issue["remote_links"]
+        assert link["object"]["url"].startswith("https://") and "securityhub/home?region=" in link["object"]["url"]
+        assert link["globalId"].startswith("sh2jira:")
