@@ -9,6 +9,7 @@ runs a small variant in CI.
 from __future__ import annotations
 
 import argparse
+import math
 import shutil
 import sys
 import tempfile
@@ -28,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--page-size", type=int, default=20, help="GetFindings page size (small: more kill points)")
     p.add_argument("--bulk-size", type=int, default=10, help="issues per bulk create")
     p.add_argument("--latency", type=float, default=0.005, help="Jira stand-in latency per request, seconds")
+    p.add_argument("--index-lag", type=float, default=0.0, help="Jira stand-in search-index lag, seconds")
+    p.add_argument("--grace", type=int, help="jira.search_lag_seconds (default: index lag rounded up, plus 1)")
     p.add_argument("--backstop", type=int, nargs=2, metavar=("MIN", "MAX"),
                    help="every kill also lands at the n-th request of any kind, n drawn from MIN..MAX "
                         "(default: 5 .. 2.4 * findings / kills, so the kills spread over the whole sync)")
@@ -36,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="sh2jira-crash-"))
     started = time.monotonic()
     h = Harness(workdir, flavour=args.flavour, page_size=args.page_size, bulk_size=args.bulk_size,
-                latency=args.latency)
+                latency=args.latency, index_lag=args.index_lag,
+                grace=args.grace if args.grace is not None else math.ceil(args.index_lag) + 1)
     try:
         h.load(args.findings, seed=args.seed)
         landed = h.crash(args.kills, seed=args.seed, backstop=tuple(args.backstop) if args.backstop else None)

@@ -9,8 +9,9 @@ has a backstop, the n-th request of any kind, so one run never does more than a 
 kills spread over the whole sync. After the kills, runs go on unkilled until a cycle has nothing left to do
 and the ledger holds no open intent.
 
-The recovery grace (`jira.search_lag_seconds`) is 1 s: honest here, because the Jira stand-in has no index lag
-and the harness waits until every request of a killed process has been handled before it starts the next one.
+The recovery grace (`jira.search_lag_seconds`) is short (1 s by default): honest here, because it is longer than
+the stand-in's search-index lag (none by default) and the harness waits until every request of a killed process
+has been handled before it starts the next one (a real Jira may still be working on a dead client's request).
 """
 
 from __future__ import annotations
@@ -140,13 +141,14 @@ class Harness:
     """Stand-ins behind a tripwire, a config file in `workdir`, and the sh2jira process runs."""
 
     def __init__(self, workdir: Path, *, flavour: str = "cloud", page_size: int = 20, bulk_size: int = 10,
-                 grace: int = 1, latency: float = 0.0, run_timeout: float = 600.0) -> None:
+                 grace: int = 1, latency: float = 0.0, index_lag: float = 0.0, run_timeout: float = 600.0) -> None:
         self.workdir = workdir
         self.run_timeout = run_timeout
         self.sh_app = SecurityHubApp(default_account=launch.ADMIN_ACCOUNT,
                                      administrators={launch.ADMIN_ACCOUNT: ["*"]})
         self.jira_app = JiraApp(flavour)
         self.jira_app.set_latency(latency)  # real sleeps: a real process is racing the kills
+        self.jira_app.set_index_lag(index_lag)  # search sees issues this late: the grace must be longer
         self.wire = Tripwire()
         self.sandbox = launch.Sandbox(serve(self.wire.wrap("sh", self.sh_app)), self.sh_app,
                                       serve(self.wire.wrap("jira", self.jira_app)), self.jira_app)

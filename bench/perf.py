@@ -235,7 +235,7 @@ def summary(result: dict[str, Any]) -> str:
         f"  streams (s after start): reads {t['reads_first']}–{t['reads_last']}, bulk creates "
         f"{t['bulk_creates_first']}–{t['bulk_creates_last']}, link-backs {t['linkbacks_first']}–{t['linkbacks_last']}",
         f"  CPU {b['cpu']['process']} s (cycle {b['cpu']['cycle']} s), peak RSS {b['rss_mb']} MB "
-        f"(VmHWM {b['vmhwm_mb']} MB), ledger {b['ledger']['bytes_per_entry']} B/finding",
+        f"(polled VmHWM {b['vmhwm_mb']} MB), ledger {b['ledger']['bytes_per_entry']} B/finding",
     ]
     for key in ("next_cycle", "idle"):
         if key in result:

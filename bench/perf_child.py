@@ -1,5 +1,5 @@
 """`python -m bench.perf_child STATS [--profile OUT] -- ARGS...`: the unmodified `sh2jira ARGS` command line,
-plus the CPU and wall time of each sync cycle written to STATS (JSON).
+plus the CPU and wall time of each sync cycle and the process's peak RSS written to STATS (JSON).
 
 Start-up (imports, config, Jira's serverInfo and the rulebook check) is not part of a cycle, so the idle-cycle
 cost is the cycle's own. With --profile, the cycle runs under cProfile (the link-back thread is not profiled;
@@ -49,8 +49,19 @@ def main(argv: list[str]) -> int:
     started = time.process_time()
     code = cli.main(rest)
     with open(stats_path, "w", encoding="utf-8") as out:
-        json.dump({"exit": code, "cycles": cycles, "process_cpu": time.process_time() - started}, out)
+        json.dump({"exit": code, "cycles": cycles, "process_cpu": time.process_time() - started,
+                   "vmhwm_kb": vmhwm_kb()}, out)
     return code
+
+
+def vmhwm_kb() -> int:
+    """This process's peak RSS. Not ru_maxrss: the kernel folds into it the parent's RSS at the time of the
+    (v)fork before exec, so a child of a big bench process would report the bench's size."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
-"""Run sh2jira as its own process and measure it: wall time, CPU and peak RSS from the kernel (wait4's rusage),
-with /proc/<pid>/status VmHWM polled as a cross-check, and a hard time limit (the process is killed past it).
+"""Run sh2jira as its own process and measure it: wall time and CPU from the kernel (wait4's rusage), peak RSS
+as the process's own VmHWM (written by the child at exit; /proc/<pid>/status polled as a cross-check), and a
+hard time limit (the process is killed past it). wait4's ru_maxrss is not used for RSS: Linux folds the
+parent's RSS at the (v)fork into it, so it reports the bench process's size, not sh2jira's.
 
 The child is `python -m bench.perf_child STATS -- run --once -c CFG`: sh2jira's own command line, which also
 writes the cycle's CPU and wall time (and, when asked, a cProfile of the cycle) to STATS.
@@ -27,8 +29,8 @@ class ProcResult:
     wall: float  # seconds from spawn to exit
     user_cpu: float
     system_cpu: float
-    max_rss_kb: int  # ru_maxrss (kilobytes on Linux)
-    vmhwm_kb: int  # last VmHWM seen while polling
+    max_rss_kb: int  # the child's own VmHWM at exit (kB); 0 if it did not get that far
+    vmhwm_kb: int  # the highest VmHWM seen while polling (kB)
     timed_out: bool
     stats: dict[str, Any] = field(default_factory=dict)  # what perf_child wrote
     samples: list[Any] = field(default_factory=list)  # (seconds since spawn, sampler()) every `sample_every`
@@ -93,5 +95,5 @@ def run_sh2jira(args: Sequence[str], *, env: dict[str, str], workdir: Path, time
     if sampler is not None:
         samples.append((round(wall, 2), sampler()))
     stats = json.loads(stats_path.read_text()) if stats_path.exists() else {}
-    return ProcResult(proc.returncode, wall, usage.ru_utime, usage.ru_stime, usage.ru_maxrss, hwm[0], killed[0],
-                      stats, samples, log_path)
+    return ProcResult(proc.returncode, wall, usage.ru_utime, usage.ru_stime, int(stats.get("vmhwm_kb", 0)), hwm[0],
+                      killed[0], stats, samples, log_path)

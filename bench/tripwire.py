@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from werkzeug.exceptions import ClientDisconnected
+
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
@@ -80,7 +82,11 @@ class Tripwire:
                 _kill(struck[1], wait=True)
                 start_response("503 Service Unavailable", [("Content-Length", "0")])
                 return [b""]
-            body = list(app(environ, start_response))  # handled completely: the state has changed
+            try:
+                body = list(app(environ, start_response))  # handled completely: the state has changed
+            except ClientDisconnected:  # killed while sending the body: the stand-in never saw the request
+                start_response("400 Bad Request", [("Content-Length", "0")])
+                return [b""]
             if struck is not None and struck[0].delay <= 0:
                 _kill(struck[1], wait=True)
             elif struck is not None:

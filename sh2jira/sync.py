@@ -11,7 +11,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
@@ -33,6 +33,7 @@ from .plan import (
     plan_jira_changes,
     plan_page,
 )
+from .prefetch import prefetch
 from .retry import AmbiguousWrite
 from .rulebook import Rulebook, coarse_filters
 from .securityhub import SecurityHub, changed_since_filters, iso, parse_iso
@@ -140,7 +141,15 @@ class Syncer:
         start = (stored - self.opt.overlap) if stored else end - self.opt.lookback
         filters = changed_since_filters(coarse_filters(self.rulebook), start, end)
         newest = stored
-        for page in self.hub.pages(region, filters):
+        pages = prefetch(self.hub.pages(region, filters))  # the next page is read while this one is written
+        try:
+            self._sync_pages(pages, region, cursor_name, newest, end, report)
+        finally:
+            pages.close()
+
+    def _sync_pages(self, pages: Iterator[list[dict[str, Any]]], region: str, cursor_name: str,
+                    newest: datetime | None, end: datetime, report: CycleReport) -> None:
+        for page in pages:
             findings = self._parse(page, report)
             self._apply(self._plan(findings), region, report)
             for f in findings:

@@ -8,8 +8,13 @@ from typing import Any
 
 import pytest
 
-from sh2jira.pacing import SECURITYHUB_QUOTAS, Limiter, Pacer, Quota, pace_boto3_client
-from tests.fixtures.securityhub import SecurityHubSandbox, asff_finding, securityhub_sandbox  # noqa: F401
+from sh2jira.pacing import DEFAULT_SHARE, SECURITYHUB_QUOTAS, Limiter, Pacer, Quota, pace_boto3_client
+from tests.fixtures.securityhub import (  # noqa: F401  (pytest finds the fixtures by name)
+    SecurityHubSandbox,
+    asff_finding,
+    securityhub_factory,
+    securityhub_sandbox,
+)
 
 
 class Clock:
@@ -104,12 +109,12 @@ def test_a_quota_must_be_positive() -> None:
 
 def test_pacer_keeps_one_bucket_per_operation_and_scope() -> None:
     clock = Clock()
-    pacer = Pacer.securityhub(clock=clock, sleep=clock.sleep)
+    pacer = Pacer.securityhub(share=1.0, clock=clock, sleep=clock.sleep)
     for region in ("us-east-1", "eu-west-1"):
         assert [pacer.acquire("GetFindings", region) for _ in range(7)] == pytest.approx([0.0] * 6 + [1 / 3])
     assert [pacer.acquire("BatchUpdateFindings", "us-east-1") for _ in range(30)] == [0.0] * 30
     assert pacer.limiter("ListMembers", "us-east-1") is not None  # other operations: 10/s burst 30
-    assert pacer.stats()["GetFindings@us-east-1"] == {"calls": 7, "waits": 1, "waited": pytest.approx(1 / 3)}
+    assert pacer.stats()["GetFindings@us-east-1"] == {"calls": 7, "waits": 1, "waited": 0.333}
 
 
 def test_pacer_without_default_leaves_unknown_operations_alone() -> None:
@@ -119,11 +124,19 @@ def test_pacer_without_default_leaves_unknown_operations_alone() -> None:
     assert [pacer.acquire("search") for _ in range(2)] == [0.0, 1.0]
 
 
-def test_securityhub_overrides_replace_a_quota() -> None:
-    pacer = Pacer.securityhub({"GetFindings": Quota(1.5, 3)})
-    limiter = pacer.limiter("GetFindings", "us-east-1")
-    assert limiter is not None and limiter.quota == Quota(1.5, 3)
+def test_securityhub_quotas_are_paced_a_little_below_the_documented_rates() -> None:
+    limiter = Pacer.securityhub().limiter("GetFindings", "us-east-1")
+    assert limiter is not None and limiter.quota == Quota(3 * DEFAULT_SHARE, 6)
     assert SECURITYHUB_QUOTAS["GetFindings"] == Quota(3, 6)
+
+
+def test_securityhub_overrides_and_share_replace_a_quota() -> None:
+    pacer = Pacer.securityhub({"GetFindings": Quota(2, 3)}, share=0.5)
+    assert pacer.limiter("GetFindings", "r") is not None
+    assert pacer.limiter("GetFindings", "r").quota == Quota(1, 3)  # type: ignore[union-attr]
+    assert pacer.limiter("BatchUpdateFindings", "r").quota == Quota(5, 30)  # type: ignore[union-attr]
+    with pytest.raises(ValueError, match="share"):
+        Pacer.securityhub(share=0)
 
 
 def _page_through(client: Any, pages: int) -> None:
@@ -145,7 +158,7 @@ def test_a_paced_boto3_client_is_never_throttled(securityhub_sandbox: SecurityHu
     _page_through(client, 30)
     assert sandbox.app.calls["GetFindings"] == 30
     assert sandbox.app.calls.throttled["GetFindings"] == 0
-    assert sandbox.clock.monotonic() - started == pytest.approx((30 - 6) / 3)
+    assert sandbox.clock.monotonic() - started == pytest.approx((30 - 6) / (3 * DEFAULT_SHARE))
     assert pacer.stats()["GetFindings@us-east-1"]["calls"] == 30
 
 

@@ -65,8 +65,10 @@ def test_long_running_cycles_serves_metrics_and_stops_gracefully(world: World) -
     try:
         events = wait_for(proc, "cycle done")
         assert any(e.get("issue_key") and e.get("finding_id") for e in events)  # structured fields
-        status, body = get(f"http://127.0.0.1:{port}/healthz")
-        assert status == 200 and json.loads(body)["status"] == "ok"
+        deadline = time.monotonic() + 10  # the log line comes just before the metrics are updated
+        while json.loads(get(f"http://127.0.0.1:{port}/healthz")[1])["status"] != "ok":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
         status, metrics = get(f"http://127.0.0.1:{port}/metrics")
         assert "sh2jira_issues_created_total 4.0" in metrics
         assert 'sh2jira_api_calls_total{operation="GetFindings",service="securityhub"}' in metrics

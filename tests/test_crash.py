@@ -1,0 +1,98 @@
+"""Crash safety under kill -9: the CI variant of `python -m bench.crash` (bench/crashlib.py).
+
+`sh2jira run --once` runs as a real process against the stand-ins (served here on 127.0.0.1) and is SIGKILLed
+at chosen requests; later runs must end with exactly one issue per ticketable finding and every link-back
+written. The assertions hold for any kill point, so the timing of a kill cannot make them flaky.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from bench.crashcheck import verify
+from bench.crashlib import JIRA_BULK, KINDS, SH_LINK, Harness, Kill, plan_kills
+from bench.tripwire import Trigger
+
+
+@pytest.fixture
+def make(tmp_path: Path) -> Iterator[Callable[..., Harness]]:
+    """Harnesses (stand-ins + config) in tmp_path, stopped after the test."""
+    made: list[Harness] = []
+
+    def factory(**kw: object) -> Harness:
+        h = Harness(tmp_path / f"h{len(made)}", **kw)  # type: ignore[arg-type]
+        made.append(h)
+        return h
+
+    yield factory
+    for h in made:
+        h.stop()
+
+
+def test_kill_plan_is_seeded_and_covers_every_kind() -> None:
+    plan = plan_kills(len(KINDS), seed=3)
+    assert plan == plan_kills(len(KINDS), seed=3) and plan != plan_kills(len(KINDS), seed=4)
+    assert sorted(k.kind for k in plan) == sorted(KINDS)
+    assert all(k.triggers[-1].pattern == "." for k in plan)  # every kill has a backstop
+
+
+@pytest.mark.parametrize("flavour", ["cloud", "datacenter"])  # Cloud searches /search/jql, DC /search
+def test_kill_after_jira_created_the_issues_adopts_them(make: Callable[..., Harness], flavour: str) -> None:
+    """The bulk create was applied, the answer never arrived: recovery finds the issues by label."""
+    h = make(flavour=flavour)
+    h.load(40, seed=11)
+    run = h.run(Kill("create-after", (Trigger(JIRA_BULK, 1, "after"),)))
+    assert run.killed and run.fired == "create-after"
+    assert run.ledger["ambiguous"] > 0 and len(h.jira_app.issues()) == run.ledger["ambiguous"]
+    completion = h.complete()
+    assert sum(r.summary.get("recovered", 0) for r in completion) == run.ledger["ambiguous"]
+    verdict = verify(h)
+    assert verdict.ok, verdict.examples
+
+
+def test_kill_before_jira_saw_the_create_creates_later(make: Callable[..., Harness]) -> None:
+    h = make()
+    h.load(40, seed=12)
+    run = h.run(Kill("create-before", (Trigger(JIRA_BULK, 1, "before"),)))
+    assert run.killed and run.ledger["creating"] > 0 and h.jira_app.issues() == []
+    h.complete()
+    verdict = verify(h)
+    assert verdict.ok, verdict.examples
+
+
+def test_kill_after_a_link_back_was_applied_writes_it_again(make: Callable[..., Harness]) -> None:
+    h = make()
+    h.load(40, seed=13)
+    run = h.run(Kill("linkback-after", (Trigger(SH_LINK, 3, "after"),)))
+    assert run.killed and run.ledger["pending_linkback"] > 0
+    h.complete()
+    verdict = verify(h)
+    assert verdict.ok, verdict.examples
+
+
+def test_random_kills_leave_no_duplicate_no_missing_issue_no_missing_link_back(make: Callable[..., Harness]) -> None:
+    """8 seeded kill points over a 200-finding sync (the bench does 50 over 2,000: bench/README.md)."""
+    h = make()
+    h.load(200, seed=7)
+    landed = h.crash(8, seed=7)
+    completion = h.complete()
+    assert len(landed) == 8
+    last = completion[-1]
+    assert last.returncode == 0 and last.summary.get("created") == 0 and last.summary.get("recovered") == 0
+    verdict = verify(h)
+    assert verdict.ok, verdict.examples
+    assert verdict.issues == verdict.ticketable > 150
+
+
+def test_control_a_grace_shorter_than_search_lag_makes_duplicates(make: Callable[..., Harness]) -> None:
+    """The checker is not blind: misconfigure the grace (0 s) under a 30 s search lag and the issues that were
+    created but never confirmed are created a second time."""
+    h = make(grace=0, index_lag=30.0)
+    h.load(40, seed=11)
+    run = h.run(Kill("create-after", (Trigger(JIRA_BULK, 1, "after"),)))
+    h.complete()
+    verdict = verify(h)
+    assert verdict.duplicates == run.ledger["ambiguous"] > 0
