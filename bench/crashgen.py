@@ -83,8 +83,9 @@ def _base(kind: str, i: int, seed: int, region: str, account: str, label: str, n
                    Types=["Software and Configuration Checks/Vulnerabilities/CVE"],
                    Description="A vulnerable openssl package is installed.")
     else:
-        doc.update(Id=f"crash-custom-{uid}", ProductArn=f"arn:aws:securityhub:{region}:{account}:product/{account}/default",
-                   ProductName="Default", CompanyName="Example Corp", GeneratorId="crash-scanner",
+        doc.update(Id=f"crash-custom-{uid}", ProductName="Default",
+                   ProductArn=f"arn:aws:securityhub:{region}:{account}:product/{account}/default",
+                   CompanyName="Example Corp", GeneratorId="crash-scanner",
                    Title=f"Custom check failed ({uid})", Types=["Software and Configuration Checks"],
                    Description="A check of the in-house scanner failed.")
     return doc

@@ -113,7 +113,8 @@ class Run:
 
 def default_backstop(findings: int, kills: int) -> tuple[int, int]:
     """Backstop range so that the kills spread over the whole sync: a full sync makes about 1.2 requests per
-    finding (one link-back each, a bulk create per 10), so a run should make about 1.2 * findings / kills."""
+    finding (one link-back each, a bulk create per 10), so a run should make about 1.2 * findings / kills
+    requests on average before it dies."""
     return 5, max(30, int(2.4 * findings / max(1, kills)))
 
 
@@ -263,7 +264,7 @@ class Harness:
         return out
 
 
-_SUMMARY = re.compile(r"^read=\d+ .*$", re.M)
+_SUMMARY = re.compile(r"^(?:\w+=\d+ )+\w+=\d+$", re.M)
 
 
 def _summary(output: str) -> dict[str, int]:

@@ -19,7 +19,7 @@ from .retry import RetryPolicy
 from .rulebook import Rulebook
 from .secrets import TokenSourceError, resolve_token
 from .securityhub import AccountRole, HubSetupError, SecurityHub, check_aggregation, client_factory, scopes
-from .sync import Syncer, SyncOptions
+from .sync import CycleReport, Syncer, SyncOptions
 
 
 class SetupError(RuntimeError):
@@ -123,7 +123,8 @@ def sync_options(cfg: Config, *, dry_run: bool = False) -> SyncOptions:
 def build_syncer(cfg: Config, *, dry_run: bool = False, out: TextIO | None = None,
                  session: boto3.session.Session | None = None, environ: dict[str, str] | None = None,
                  now: Callable[[], datetime] | None = None, metrics: Metrics | None = None,
-                 retry_policy: RetryPolicy | None = None, clock: Callable[[], float] = time.time) -> Syncer:
+                 retry_policy: RetryPolicy | None = None, clock: Callable[[], float] = time.time,
+                 progress: Callable[[CycleReport, str], None] | None = None) -> Syncer:
     """Everything a cycle needs, checked: the secret, Jira's projects/types/priorities, the member accounts'
     roles and (with aggregation) the finding aggregator, the ledger."""
     token = jira_token(cfg, environ, session)
@@ -133,4 +134,5 @@ def build_syncer(cfg: Config, *, dry_run: bool = False, out: TextIO | None = Non
     except (JiraSetupError, HubSetupError) as exc:
         raise SetupError(str(exc)) from None
     return Syncer(cfg.rulebook, hub, sink, open_ledger(cfg, dry_run=dry_run),
-                  sync_options(cfg, dry_run=dry_run), now=now or (lambda: datetime.now(UTC)), out=out, clock=clock)
+                  sync_options(cfg, dry_run=dry_run), now=now or (lambda: datetime.now(UTC)), out=out, clock=clock,
+                  progress=progress)

@@ -69,11 +69,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .health import default_max_age, start_health_server
     from .lease import LeaseHeld
     from .metrics import Metrics
+    from .progress import Progress
     from .runner import Runner, _safe, backoff, install_stop_signals
 
     cfg = _load(find_config(args.config))
     metrics = Metrics()
     once = args.once or args.dry_run
+    progress = Progress(sys.stderr, enabled=None if args.log_format == "text" else False)
+    for handler in logging.getLogger().handlers:
+        progress.attach(handler)
     server = None
     if args.metrics_port and not once:
         server = start_health_server(metrics, args.metrics_host, args.metrics_port,
@@ -85,7 +89,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         while True:  # long-running mode waits for Jira (and the rulebook's projects) to become usable
             try:
-                syncer = build_syncer(cfg, dry_run=args.dry_run, out=sys.stdout, metrics=metrics)
+                syncer = build_syncer(cfg, dry_run=args.dry_run, out=sys.stdout, metrics=metrics, progress=progress)
                 break
             except SetupError as exc:
                 if once:
@@ -104,8 +108,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             except LeaseHeld:
                 raise
             except Exception:
+                progress.finish()
                 metrics.observe_cycle(None, time.monotonic() - started, False, time.time())
                 raise
+            progress.finish(report)
             metrics.observe_cycle(report, time.monotonic() - started, True, time.time())
             return report
 

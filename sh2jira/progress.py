@@ -25,7 +25,9 @@ class Counters(Protocol):
     unchanged: int
     skipped: int
     invalid: int
-    errors: Sequence[str]
+
+    @property
+    def errors(self) -> Sequence[str]: ...
 
 
 def is_terminal(stream: TextIO) -> bool:

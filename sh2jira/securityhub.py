@@ -162,9 +162,12 @@ class ScopedClients:
             return self._base
         if account not in self._sessions:
             role = self._roles.get(account)
-            if role is None:
-                raise HubSetupError(f"scope {account}/{region}: account {account} is not in securityhub.accounts")
-            self._sessions[account] = assumed_role_session(self._base, role, region)
+            if role is None:  # a ledger entry of an account since removed from the config
+                log.warning("account %s is no longer in securityhub.accounts: its findings' updates use the "
+                            "default credentials", account, extra={"region": region})
+                self._sessions[account] = self._base
+            else:
+                self._sessions[account] = assumed_role_session(self._base, role, region)
         return self._sessions[account]
 
     def assume_roles(self, scope_list: Sequence[str]) -> None:

@@ -93,8 +93,10 @@ class Syncer:
     def __init__(self, rulebook: Rulebook, hub: SecurityHub, sink: JiraSink, ledger: Ledger,
                  options: SyncOptions, *, now: Callable[[], datetime] = lambda: datetime.now(UTC),
                  out: TextIO | None = None, should_stop: Callable[[], bool] = lambda: False,
-                 clock: Callable[[], float] = time.time, lease: Lease | None = None) -> None:
+                 clock: Callable[[], float] = time.time, lease: Lease | None = None,
+                 progress: Callable[[CycleReport, str], None] | None = None) -> None:
         self.should_stop = should_stop
+        self.progress = progress  # e.g. progress.Progress: one updating line on a terminal
         self.clock = clock  # wall clock of ledger entries (Entry.changed_at): the recovery grace period
         self.lease = None if options.dry_run else (lease or Lease(ledger, clock=clock))
         self.rulebook = rulebook
@@ -160,6 +162,8 @@ class Syncer:
                 self.ledger.set_cursor(cursor_name, iso(min(newest, end)))
             if self.lease is not None:
                 self.lease.acquire()  # renew
+            if self.progress is not None:
+                self.progress(report, region)
             if self.should_stop():  # graceful stop: this page is written, the next one waits for next time
                 report.stopped = True
                 return

@@ -11,7 +11,7 @@ from moto.sts.models import sts_backends
 
 from sh2jira.app import hub_scopes, sync_options
 from sh2jira.config import Config, ConfigError, load_config
-from sh2jira.securityhub import AccountRole, HubSetupError, ScopedClients, scopes, split_scope
+from sh2jira.securityhub import AccountRole, ScopedClients, scopes, split_scope
 
 CONFIG = """\
 securityhub:
@@ -69,11 +69,16 @@ def test_scope_names_split_back() -> None:
     assert scopes(["us-east-1"], [AccountRole("1" * 12, "R")]) == ["111111111111/us-east-1"]
 
 
-def test_a_scope_for_an_account_not_configured_is_refused() -> None:
-    clients = ScopedClients(session=boto3.session.Session(aws_access_key_id="a", aws_secret_access_key="b"),
-                            accounts=[AccountRole("1" * 12, "R")])
-    with pytest.raises(HubSetupError, match="account 333333333333 is not in securityhub.accounts"):
-        clients("333333333333/us-east-1")
+def test_a_scope_of_an_account_no_longer_configured_falls_back_to_the_default_chain(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Ledger entries of a removed account still get their Jira-side updates tried (an administrator's default
+    credentials may reach them) instead of failing every cycle."""
+    base = boto3.session.Session(aws_access_key_id="AKIDBASE", aws_secret_access_key="b")
+    clients = ScopedClients(session=base, accounts=[AccountRole("1" * 12, "R")])
+    client = clients("333333333333/eu-west-1")
+    assert client.meta.region_name == "eu-west-1"
+    assert client._request_signer._credentials.access_key == "AKIDBASE"
+    assert "333333333333 is no longer in securityhub.accounts" in caplog.text
     assert clients("us-east-1").meta.region_name == "us-east-1"  # a plain region: the base session
 
 

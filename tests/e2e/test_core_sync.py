@@ -233,3 +233,12 @@ def test_remote_links_are_optional_and_upserted(world: World) -> None:
         (link,) = issue["remote_links"]
         assert link["object"]["url"].startswith("https://") and "securityhub/home?region=" in link["object"]["url"]
         assert link["globalId"].startswith("sh2jira:")
+
+
+def test_progress_hook_sees_each_page(world: World) -> None:
+    world.import_findings([fresh(f, NOW - timedelta(hours=1)) for _, f in shared_findings()])
+    cfg = world.config()
+    cfg = cfg.model_copy(update={"securityhub": cfg.securityhub.model_copy(update={"page_size": 10})})
+    seen: list[tuple[int, str]] = []
+    world.syncer(cfg, progress=lambda report, scope: seen.append((report.read, scope))).run_cycle()
+    assert len(seen) >= 3 and seen[-1][0] > seen[0][0] and {s for _, s in seen} == {"us-east-1"}
