@@ -33,6 +33,8 @@ def parser() -> argparse.ArgumentParser:
     perf.add_argument("--timeout", type=float, default=3600.0, help="kill sh2jira after this many seconds")
     perf.add_argument("--seed", type=int, default=7)
     perf.add_argument("--workdir", type=Path, help="keep config, ledger, logs and profiles here")
+    perf.add_argument("--whatif", default="", help="comma-separated patches of bench/perf_whatif.py to apply in "
+                                                   "sh2jira's process (measures a proposed fix; default: none)")
     perf.add_argument("--out", type=Path, help="write the figures as JSON here")
     return p
 
@@ -43,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
                    remote_links=args.remote_links, jira_rate=args.jira_rate, jira_burst=args.jira_burst,
                    jira_latency=args.jira_latency, throttling=not args.no_throttling,
                    indexed=not args.stock_securityhub, idle=not args.no_idle, profile=args.profile,
-                   timeout=args.timeout, seed=args.seed, workdir=args.workdir)
+                   timeout=args.timeout, seed=args.seed, workdir=args.workdir,
+                   whatif=tuple(name for name in args.whatif.split(",") if name))
     result = run(opts)
     result["command"] = "python -m bench " + " ".join(sys.argv[1:] if argv is None else argv)
     print(summary(result))

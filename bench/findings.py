@@ -111,7 +111,8 @@ def _control(rng: random.Random, uid: str, account: str, region: str) -> dict[st
         "Title": title,
         "Description": f"This control checks whether {title[0].lower()}{title[1:]}. " + LOREM[: rng.randrange(80, 400)],
         "Remediation": {"Recommendation": {
-            "Text": "For information on how to correct this issue, consult the AWS Security Hub controls documentation.",
+            "Text": "For information on how to correct this issue, consult the AWS Security Hub controls "
+                    "documentation.",
             "Url": f"https://docs.aws.amazon.com/console/securityhub/{control_id}/remediation"}},
         "ProductFields": {
             "RelatedAWSResources:0/name": f"securityhub-{service}-{uid[:8]}",
@@ -182,7 +183,8 @@ def _config(rng: random.Random, uid: str, account: str, region: str) -> dict[str
         "ProductArn": f"arn:aws:securityhub:{region}::product/aws/config",
         "ProductName": "Config", "CompanyName": "AWS", "GeneratorId": f"arn:aws:config:{region}:{account}:{rule}",
         "Types": ["Software and Configuration Checks"], "Title": f"{rule} evaluation: NON_COMPLIANT",
-        "Description": f"The AWS Config rule {rule} found the resource non-compliant. " + LOREM[: rng.randrange(60, 250)],
+        "Description": f"The AWS Config rule {rule} found the resource non-compliant. "
+                       + LOREM[: rng.randrange(60, 250)],
         "ProductFields": {"aws/config/ConfigRuleName": rule, "aws/config/ConfigComplianceType": "NON_COMPLIANT",
                           "aws/securityhub/ProductName": "Config", "aws/securityhub/CompanyName": "AWS"},
         "Resources": [{"Type": "AwsS3Bucket", "Id": f"arn:aws:s3:::bucket-{uid[:12]}", "Partition": "aws",

@@ -13,6 +13,7 @@ Figures (all API calls counted by the stand-ins themselves):
 from __future__ import annotations
 
 import json
+import os
 import pstats
 import sqlite3
 import time
@@ -46,6 +47,7 @@ class Options:
     timeout: float = 3600.0
     seed: int = 7
     workdir: Path | None = None
+    whatif: tuple[str, ...] = ()  # perf_whatif patches applied in sh2jira's process (none: the code as it is)
 
 
 def run(opts: Options) -> dict[str, Any]:
@@ -60,10 +62,12 @@ def run(opts: Options) -> dict[str, Any]:
                                               for k, v in asdict(opts).items()},
                                   "load": asdict(load)}
         world.reset_counts()
+        before = _cpu_now()
         proc = run_sh2jira(["run", "--once", "-c", str(config)], env=world.environ(), workdir=world.tmp,
-                           timeout=opts.timeout, sampler=_sampler(world), name="backfill",
+                           timeout=opts.timeout, sampler=_sampler(world), name="backfill", whatif=opts.whatif,
                            profile=world.tmp / "backfill.prof" if opts.profile else None)
         result["backfill"] = backfill_figures(world, proc, load, opts)
+        result["backfill"]["contention"] = _contention(before, _cpu_now(), proc)
         if opts.profile:
             result["backfill"]["profile_top"] = _profile_top(world.tmp / "backfill.prof")
         if opts.idle and not proc.timed_out:
@@ -73,6 +77,24 @@ def run(opts: Options) -> dict[str, Any]:
         return result
     finally:
         world.stop()
+
+
+def _cpu_now() -> tuple[float, float, float]:
+    """(machine busy CPU seconds from /proc/stat, this process's CPU seconds, wall clock)."""
+    with open("/proc/stat", encoding="ascii") as stat:
+        ticks = [int(x) for x in stat.readline().split()[1:]]
+    busy = sum(ticks) - ticks[3] - (ticks[4] if len(ticks) > 4 else 0)  # all but idle and iowait
+    return busy / os.sysconf("SC_CLK_TCK"), time.process_time(), time.monotonic()
+
+
+def _contention(before: tuple[float, float, float], after: tuple[float, float, float],
+                proc: ProcResult) -> dict[str, float]:
+    """Who used the machine's CPU during the run: sh2jira, the bench (both stand-ins), and everything else
+    (other people's jobs on a shared box make the wall times longer; this says by how much they could)."""
+    busy, bench = after[0] - before[0], after[1] - before[1]
+    return {"cores": os.cpu_count() or 0, "wall": round(after[2] - before[2], 1), "machine_busy": round(busy, 1),
+            "sh2jira": round(proc.cpu, 1), "bench_and_stand_ins": round(bench, 1),
+            "others": round(max(0.0, busy - proc.cpu - bench), 1)}
 
 
 def _sampler(world: BenchWorld) -> Any:
@@ -188,7 +210,7 @@ def backfill_figures(world: BenchWorld, proc: ProcResult, load: LoadInfo, opts: 
 def idle_figures(world: BenchWorld, config: Path, opts: Options, name: str) -> dict[str, Any]:
     world.reset_counts()
     proc = run_sh2jira(["run", "--once", "-c", str(config)], env=world.environ(), workdir=world.tmp,
-                       timeout=min(opts.timeout, 600.0), name=name,
+                       timeout=min(opts.timeout, 600.0), name=name, whatif=opts.whatif,
                        profile=world.tmp / f"{name}.prof" if opts.profile else None)
     sh = sh_counts(world)
     cycle = proc.stats.get("cycles", [{}])[0] if proc.stats.get("cycles") else {}
@@ -222,7 +244,8 @@ def summary(result: dict[str, Any]) -> str:
     o, t, pf = result["options"], b["time"], b["per_finding"]
     lines = [
         f"backfill of {o['findings']} findings, link_back={o['link_back']}, Jira {o['flavour']} "
-        f"{o['jira_rate']} req/s + {o['jira_latency'] * 1000:.0f} ms: exit {b['exit']}",
+        f"{o['jira_rate']} req/s + {o['jira_latency'] * 1000:.0f} ms"
+        f"{', what-if ' + ','.join(o['whatif']) if o['whatif'] else ''}: exit {b['exit']}",
         f"  issues {b['issues']} (expected {b['expected_issues']}), duplicates {b['duplicates']}, "
         f"missing {b['missing']}, link-backs present {b['linkbacks_present']}",
         f"  Security Hub: GetFindings {b['sh']['GetFindings']} ({pf['sh_reads_per_finding']}/finding), "
@@ -237,6 +260,11 @@ def summary(result: dict[str, Any]) -> str:
         f"  CPU {b['cpu']['process']} s (cycle {b['cpu']['cycle']} s), peak RSS {b['rss_mb']} MB "
         f"(polled VmHWM {b['vmhwm_mb']} MB), ledger {b['ledger']['bytes_per_entry']} B/finding",
     ]
+    if "contention" in b:
+        c = b["contention"]
+        lines.append(f"  machine CPU during the backfill ({c['cores']} cores, {c['wall']} s): sh2jira "
+                     f"{c['sh2jira']} s, bench + stand-ins {c['bench_and_stand_ins']} s, "
+                     f"other processes {c['others']} s")
     for key in ("next_cycle", "idle"):
         if key in result:
             i = result[key]

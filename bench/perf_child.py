@@ -1,9 +1,10 @@
-"""`python -m bench.perf_child STATS [--profile OUT] -- ARGS...`: the unmodified `sh2jira ARGS` command line,
+"""`python -m bench.perf_child STATS [--profile OUT] [--whatif P,...] -- ARGS...`: the `sh2jira ARGS` command line,
 plus the CPU and wall time of each sync cycle and the process's peak RSS written to STATS (JSON).
 
 Start-up (imports, config, Jira's serverInfo and the rulebook check) is not part of a cycle, so the idle-cycle
 cost is the cycle's own. With --profile, the cycle runs under cProfile (the link-back thread is not profiled;
-its cost shows as the main thread waiting at the end of the cycle).
+its cost shows as the main thread waiting at the end of the cycle). With --whatif, the named patches of
+bench/perf_whatif.py are applied first (only then is sh2jira not the unmodified code).
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ def main(argv: list[str]) -> int:
     profile_path = None
     if rest[:1] == ["--profile"]:
         profile_path, rest = rest[1], rest[2:]
+    if rest[:1] == ["--whatif"]:
+        from . import perf_whatif
+
+        perf_whatif.apply([name for name in rest[1].split(",") if name])
+        rest = rest[2:]
     if rest[:1] == ["--"]:
         rest = rest[1:]
     cycles: list[dict[str, Any]] = []

@@ -54,13 +54,15 @@ def _vmhwm(pid: int) -> int:
 
 def run_sh2jira(args: Sequence[str], *, env: dict[str, str], workdir: Path, timeout: float,
                 profile: Path | None = None, sampler: Callable[[], Any] | None = None,
-                sample_every: float = 0.5, name: str = "run") -> ProcResult:
+                sample_every: float = 0.5, name: str = "run", whatif: Sequence[str] = ()) -> ProcResult:
     """Run `sh2jira ARGS` (through perf_child) in `workdir`; never longer than `timeout` seconds."""
     stats_path = workdir / f"{name}.stats.json"
     log_path = workdir / f"{name}.log"
     cmd = [sys.executable, "-m", "bench.perf_child", str(stats_path)]
     if profile is not None:
         cmd += ["--profile", str(profile)]
+    if whatif:
+        cmd += ["--whatif", ",".join(whatif)]
     cmd += ["--", *args]
     child_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(ROOT), "LANG": "C.UTF-8",
                  **env}

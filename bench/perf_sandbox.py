@@ -47,12 +47,15 @@ _WRITES = {"UserDefinedFields": "UserDefinedFields", "Workflow": "Workflow", "No
            "Types": "Types", "RelatedFindings": "RelatedFindings"}
 
 
+_Entry = tuple[list[Any], StoredFinding, dict[str, Any]]  # sort key, finding, the document it was keyed from
+
+
 @dataclass
 class _Query:
-    """One query's matches in sort order, each with the document it was keyed from."""
+    """One query's matches in sort order."""
 
     reads: frozenset[str]  # top-level fields the filters and the sort read
-    entries: list[tuple[list[Any], StoredFinding, dict[str, Any]]] = field(default_factory=list)
+    entries: list[_Entry] = field(default_factory=list)
 
 
 def _top(path: str) -> str:
@@ -158,7 +161,11 @@ class IndexedSecurityHubApp(SecurityHubApp):
             return query
         self.rebuilds += 1
         keyed = [(key(sf), sf, sf.doc) for sf in self._reachable(caller) if predicate(sf.doc)]
-        keyed.sort(key=functools.cmp_to_key(lambda a, b: compare_keys(a[0], b[0], descending)))
+
+        def order(a: _Entry, b: _Entry) -> int:
+            return compare_keys(a[0], b[0], descending)
+
+        keyed.sort(key=functools.cmp_to_key(order))
         query = _Query(reads, keyed)
         self._queries[digest] = query
         while len(self._queries) > MAX_CACHED_QUERIES:
@@ -213,8 +220,7 @@ def _index(findings: Iterable[StoredFinding]) -> dict[Key, list[StoredFinding]]:
     return out
 
 
-def _first_after(entries: list[tuple[list[Any], StoredFinding, dict[str, Any]]], after: list[Any] | None,
-                 descending: list[bool]) -> int:
+def _first_after(entries: list[_Entry], after: list[Any] | None, descending: list[bool]) -> int:
     """Index of the first entry whose key sorts after `after` (binary search on the cached order)."""
     if after is None:
         return 0

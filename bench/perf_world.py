@@ -58,7 +58,7 @@ CONFIG = """\
 securityhub:
   regions: [{regions}]
   endpoint_url: {sh_url}
-  link_back: {link_back}
+  link_back: "{link_back}"
   first_run_lookback_days: 30
 jira:
   url: {jira_url}

@@ -153,8 +153,9 @@ class JiraConfig(Section):
     remote_links: bool = Field(default=False, description="A remote link to the finding (a call per issue).")
     bulk_size: int = Field(default=50, ge=1, le=50, description="Issues per bulk create (Jira: at most 50).")
     search_lag_seconds: int = Field(default=120, ge=0, le=3600, description=(
-        "How long Jira search may lag behind writes. A create whose outcome is unknown (timeout, dropped "
-        "connection, crash) is looked up by its label only after this long, and re-created only if not found."))
+        "How long Jira search may lag behind writes, plus timeout_seconds (a killed client's create may still be "
+        "in flight). A create whose outcome is unknown (timeout, dropped connection, crash) is looked up by its "
+        "label only after this long, and re-created only if not found."))
 
     @model_validator(mode="after")
     def _user_fits_flavour(self) -> JiraConfig:

@@ -224,6 +224,11 @@ class JiraSink:
         self._post_transition(key, chosen, resolution, comment)
         self._transition_ids[cache_key] = chosen
 
+    def status_category(self, key: str) -> str:
+        """The issue's status category key: new, indeterminate or done."""
+        issue = self._send("get_issue", "GET", f"issue/{key}", params={"fields": "status"}) or {}
+        return str(((issue.get("fields") or {}).get("status") or {}).get("statusCategory", {}).get("key", ""))
+
     def _post_transition(self, key: str, transition_id: str, resolution: str | None, comment: str | None) -> None:
         body: dict[str, Any] = {"transition": {"id": transition_id}}
         if comment:

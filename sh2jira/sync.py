@@ -281,10 +281,13 @@ class Syncer:
         try:
             self.sink.transition(key, names, resolution=resolution, comment=t.comment)
         except NoTransition as exc:
-            report.transition_errors += 1
-            report.errors.append(str(exc))
-            log.warning("%s", exc, extra={"issue_key": key, "finding_id": t.finding.id})
-            return
+            # Already where we wanted it (a person moved it, or our own transition landed just before a crash)?
+            if (self.sink.status_category(key) == "done") != (resolution is not None):
+                report.transition_errors += 1
+                report.errors.append(str(exc))
+                log.warning("%s", exc, extra={"issue_key": key, "finding_id": t.finding.id})
+                return
+            log.info("%s is already %s", key, "resolved" if resolution else "open", extra={"issue_key": key})
         except JIRAError as exc:
             if exc.status_code is None or exc.status_code >= 500:
                 raise

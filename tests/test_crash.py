@@ -8,6 +8,7 @@ written. The assertions hold for any kill point, so the timing of a kill cannot 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -101,11 +102,6 @@ def test_control_a_grace_shorter_than_search_lag_makes_duplicates(make: Callable
 JIRA_TRANSITION = r"^jira POST /rest/api/2/issue/[^/?]+/transitions$"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "sh2jira bug: a resolve transition that Jira applied just before the crash is tried again by the next cycle; "
-    "the done issue offers no resolve transition, so the cycle reports a transition error (NoTransition) and the "
-    "finding is then closed by the Jira-side sync instead (Workflow RESOLVED, 'resolved by sh2jira-bot' note) "
-    "unlike its siblings. Fix: Syncer._transition treats 'issue already in the target status category' as done."))
 def test_kill_after_a_resolve_transition_was_applied_is_not_an_error_next_time(make: Callable[..., Harness]) -> None:
     h = make()
     h.load(40, seed=11)
@@ -125,6 +121,4 @@ def test_kill_after_a_resolve_transition_was_applied_is_not_an_error_next_time(m
 
 
 def _now() -> str:
-    from datetime import UTC, datetime
-
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
