@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,9 +95,12 @@ class JiraSink:
         self.calls: dict[str, int] = {}
         self.retries: dict[str, int] = {}
         self._transition_ids: dict[tuple[str, str], str] = {}  # (project, wanted names) → transition id
+        self.before_wait: Callable[[], None] | None = None  # e.g. Lease.renew_if_due: long waits keep the lease
 
     def _count_retry(self, reason: str, wait: float) -> None:
         self.retries[reason] = self.retries.get(reason, 0) + 1
+        if self.before_wait is not None:
+            self.before_wait()
 
     # -- plumbing -----------------------------------------------------------------------------------------
     def _url(self, path: str) -> str:
@@ -199,7 +202,8 @@ class JiraSink:
         if ops:
             body["update"]["labels"] = ops
         if body["fields"] or body["update"]:
-            self._send("update", "PUT", f"issue/{key}", body, params={"notifyUsers": "false"})
+            # No notifyUsers=false: Jira Cloud refuses it (403) unless the bot is an admin of the project.
+            self._send("update", "PUT", f"issue/{key}", body)
         if comment:
             self._send("comment", "POST", f"issue/{key}/comment", {"body": comment})
 

@@ -4,15 +4,20 @@ process on this host is taken over at once instead of after its expiry."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable
 
 from .ledger import Ledger
 
-DEFAULT_TTL = 600.0  # seconds; renewed after every page, so only a dead holder lets it run out
+log = logging.getLogger(__name__)
+
+DEFAULT_TTL = 600.0  # seconds; a heartbeat renews it every TTL/4 while a cycle runs, so only a dead holder
+# (or a host that stopped) lets it run out — never a slow call (a long Retry-After, a big link-back backlog)
 
 
 class LeaseHeld(RuntimeError):
@@ -56,12 +61,53 @@ class Lease:
         self.ttl = ttl
         self.holder = holder or my_holder()
         self.clock = clock
+        self.lost = threading.Event()  # set when a renewal found another holder: stop writing at once
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
+        self._renewed = float("-inf")
 
     def acquire(self) -> None:
         """Take (or renew) the lease; raise LeaseHeld when another live instance has it."""
-        other = self.ledger.acquire_lease(self.holder, self.ttl, self.clock(), holder_is_gone)
+        now = self.clock()
+        other = self.ledger.acquire_lease(self.holder, self.ttl, now, holder_is_gone)
         if other is not None:
             raise LeaseHeld(other)
+        self._renewed = now
+
+    def renew_if_due(self) -> None:
+        """Renew when a quarter of the TTL has passed — called before long waits (a Retry-After), so even a
+        clock that jumps keeps the lease. Losing it sets `lost` instead of raising into the caller."""
+        if self.lost.is_set() or self.clock() - self._renewed < self.ttl / 4:
+            return
+        try:
+            self.acquire()
+        except LeaseHeld as exc:
+            log.error("lost the sync lease to %s: stopping writes", exc.holder)
+            self.lost.set()
+
+    def hold(self) -> None:
+        """Acquire, then keep renewing in a heartbeat thread until `release`."""
+        self.acquire()
+        self.lost.clear()
+        self._stop.clear()
+        self._beat = threading.Thread(target=self._heartbeat, name="sh2jira-lease", daemon=True)
+        self._beat.start()
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(self.ttl / 4):
+            try:
+                self.acquire()
+            except LeaseHeld as exc:
+                log.error("lost the sync lease to %s: stopping writes", exc.holder)
+                self.lost.set()
+                return
+            except Exception as exc:  # noqa: BLE001 - a busy database: try again at the next beat
+                log.warning("could not renew the sync lease: %s", type(exc).__name__)
 
     def release(self) -> None:
-        self.ledger.release_lease(self.holder)
+        self._stop.set()
+        if self._beat is not None:
+            self._beat.join()
+            self._beat = None
+        if not self.lost.is_set():
+            self.ledger.release_lease(self.holder)

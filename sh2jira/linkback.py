@@ -64,6 +64,7 @@ class LinkBackWriter:
         self.issue_url = issue_url
         self.region_of = region_of
         self.stats = LinkBackStats()
+        self.lock = threading.Lock()  # held around "write to Security Hub, then record it" (see _write)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -95,24 +96,32 @@ class LinkBackWriter:
                 values = status_only_values()
             else:
                 values = full_values(issue_key, self.issue_url(issue_key))
-            ids = [{"Id": e.finding_id, "ProductArn": e.product_arn} for e in entries]
-            try:
-                unprocessed = self.hub.update(region, ids, values)
-            except Exception as exc:  # noqa: BLE001 - reported and retried next time, never lost
-                log.warning("link-back failed for %d finding(s) in %s: %s", len(entries), region,
-                            type(exc).__name__, extra={"region": region})
-                failed += [e.key for e in entries]
-                continue
-            bad = {(u.id, u.product_arn): u for u in unprocessed}
+            with self.lock:
+                # Re-read under the lock: the main loop may have closed or re-linked an entry since it was queued
+                # (a resolution from Jira must not be undone by a stale NOTIFIED landing after it).
+                fresh = self.ledger.get(e.key for e in entries)
+                entries = [e for e in entries if (f := fresh.get(e.key)) is not None and f.linkback_pending
+                           and f.state == e.state and f.issue_key == e.issue_key]
+                if not entries:
+                    continue
+                ids = [{"Id": e.finding_id, "ProductArn": e.product_arn} for e in entries]
+                try:
+                    unprocessed = self.hub.update(region, ids, values)
+                except Exception as exc:  # noqa: BLE001 - reported and retried next time, never lost
+                    log.warning("link-back failed for %d finding(s) in %s: %s", len(entries), region,
+                                type(exc).__name__, extra={"region": region})
+                    failed += [e.key for e in entries]
+                    continue
+                bad = {(u.id, u.product_arn): u for u in unprocessed}
+                written = [(e.key, e.issue_key, e.state) for e in entries if (e.finding_id, e.product_arn) not in bad]
+                self.ledger.linkback_done(written)  # recorded before the lock is let go
+            done += written
             for e in entries:
                 u = bad.get((e.finding_id, e.product_arn))
-                if u is None:
-                    done.append((e.key, e.issue_key, e.state))
-                else:
+                if u is not None:
                     log.warning("link-back for finding %s not processed: %s %s", e.finding_id, u.code, u.message,
                                 extra={"finding_id": e.finding_id, "issue_key": e.issue_key})
                     failed.append(e.key)
-        self.ledger.linkback_done(done)
         self.stats.written += len(done)
         if failed:
             self.stats.failed += len(failed)

@@ -204,9 +204,11 @@ def _adopt_alias(finding: Finding, old: Entry | None, plan: Plan) -> Entry | Non
     """A control finding with a new Id takes over the issue of the finding it replaces."""
     if old is None or not old.issue_key or old.state not in (OPEN, CLOSED):
         return None
-    plan.entries.append(old.with_(state=SUPERSEDED, linkback_pending=False))
-    return dataclasses.replace(old, key=finding.key.digest, product_arn=finding.key.product_arn,
-                               finding_id=finding.id, linkback_issue="")
+    adopted = dataclasses.replace(old, key=finding.key.digest, product_arn=finding.key.product_arn,
+                                  finding_id=finding.id, linkback_issue="")
+    # Both at once: the mapping must survive even when nothing else is written for the new finding this time.
+    plan.entries += [old.with_(state=SUPERSEDED, linkback_pending=False), adopted]
+    return adopted
 
 
 def _plan_untracked(finding: Finding, decision: Decision, rulebook: Rulebook, plan: Plan,
@@ -214,6 +216,10 @@ def _plan_untracked(finding: Finding, decision: Decision, rulebook: Rulebook, pl
     reason = untracked_reason(finding)
     if reason:
         plan.skips.append(Skip(finding, reason))
+        return
+    wanted = rulebook.filters.severity
+    if wanted and finding.severity_label not in wanted:
+        plan.skips.append(Skip(finding, f"severity {finding.severity_label} is not in rulebook.filters.severity"))
         return
     if decision.action == "skip" or decision.route is None:
         plan.skips.append(Skip(finding, f"rule {decision.rule or '(unmatched)'} says skip"))

@@ -349,11 +349,11 @@ def explain(rulebook: Rulebook, finding: Finding) -> str:
 def coarse_filters(rulebook: Rulebook) -> dict[str, list[dict[str, str]]]:
     """GetFindings Filters from `filters` (values OR'ed per attribute).
 
-    RecordState is deliberately not filtered server-side: an ARCHIVED finding that sh2jira tracks must be read
-    to resolve its issue, and a separate query for those would cost a GetFindings page per region per cycle.
-    Untracked ARCHIVED findings are skipped by the planner (`plan.untracked_reason`)."""
+    RecordState and SeverityLabel are deliberately not filtered server-side: a tracked finding must be read when
+    it is archived, and when it passes (Security Hub relabels a passed control INFORMATIONAL) or is downgraded,
+    to resolve or update its issue. Both apply to findings without an issue only, in the planner
+    (`plan.untracked_reason`, `severity_filtered`). Product, account and region never change for a finding."""
     f = rulebook.filters
-    wanted: dict[str, Sequence[str]] = {"SeverityLabel": f.severity, "ProductName": f.product,
-                                        "AwsAccountId": f.account, "Region": f.region}
+    wanted: dict[str, Sequence[str]] = {"ProductName": f.product, "AwsAccountId": f.account, "Region": f.region}
     return {attribute: [{"Value": v, "Comparison": "EQUALS"} for v in values]
             for attribute, values in wanted.items() if values}

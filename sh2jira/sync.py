@@ -20,7 +20,7 @@ from jira import JIRAError
 
 from .finding import Finding, FindingError
 from .jira_sink import JiraSink, NoTransition, describe_jira_error
-from .lease import Lease
+from .lease import Lease, LeaseHeld
 from .ledger import CREATING, FAILED, OPEN, Entry, Ledger
 from .linkback import LinkBackWriter
 from .plan import (
@@ -95,10 +95,12 @@ class Syncer:
                  out: TextIO | None = None, should_stop: Callable[[], bool] = lambda: False,
                  clock: Callable[[], float] = time.time, lease: Lease | None = None,
                  progress: Callable[[CycleReport, str], None] | None = None) -> None:
-        self.should_stop = should_stop
+        self._should_stop = should_stop
         self.progress = progress  # e.g. progress.Progress: one updating line on a terminal
         self.clock = clock  # wall clock of ledger entries (Entry.changed_at): the recovery grace period
         self.lease = None if options.dry_run else (lease or Lease(ledger, clock=clock))
+        if self.lease is not None:
+            sink.before_wait = self.lease.renew_if_due
         self.rulebook = rulebook
         self.hub = hub
         self.sink = sink
@@ -109,11 +111,22 @@ class Syncer:
         self.linkback = LinkBackWriter(hub, ledger, "off" if options.dry_run else options.link_back,
                                        sink.browse_url, lambda e: e.region or options.regions[0])
 
+    @property
+    def should_stop(self) -> Callable[[], bool]:
+        """Stop after the current page: asked to (SIGTERM), or the lease went to another instance."""
+        lost = self.lease.lost.is_set if self.lease is not None else (lambda: False)
+        wanted = self._should_stop
+        return lambda: wanted() or lost()
+
+    @should_stop.setter
+    def should_stop(self, value: Callable[[], bool]) -> None:
+        self._should_stop = value
+
     # -- the cycle -----------------------------------------------------------------------------------------
     def run_cycle(self) -> CycleReport:
         report = CycleReport()
         if self.lease is not None:
-            self.lease.acquire()  # raises LeaseHeld: another instance is writing
+            self.lease.hold()  # raises LeaseHeld: another instance is writing
         self.linkback.stats.written = self.linkback.stats.failed = 0
         self.linkback.start()
         try:
@@ -122,7 +135,8 @@ class Syncer:
                 if self.should_stop():
                     break
                 self._sync_region(region, report)
-                self._sync_workflow_changes(region, report)
+                if not self.should_stop():
+                    self._sync_workflow_changes(region, report)
             if not self.should_stop():
                 self._sync_jira(report)
         finally:
@@ -160,8 +174,6 @@ class Syncer:
                     newest = ts
             if newest and not self.opt.dry_run:
                 self.ledger.set_cursor(cursor_name, iso(min(newest, end)))
-            if self.lease is not None:
-                self.lease.acquire()  # renew
             if self.progress is not None:
                 self.progress(report, region)
             if self.should_stop():  # graceful stop: this page is written, the next one waits for next time
@@ -189,36 +201,43 @@ class Syncer:
         # A relative date: JQL reads absolute dates in the user's own time zone, which sh2jira cannot know.
         jql = f"labels = {MANAGED_LABEL} AND updated >= -{minutes}m ORDER BY updated ASC"
         batch: list[dict[str, Any]] = []
+        failures = 0
         for issue in self.sink.search(jql, fields=("status", "resolution", "updated"), expand="changelog"):
             batch.append(issue)
             if len(batch) == 100:
-                self._apply_jira(batch, report)
+                failures += self._apply_jira(batch, report)
                 batch = []
-        self._apply_jira(batch, report)
-        self.ledger.set_cursor("jira:updated", iso(now))
+        failures += self._apply_jira(batch, report)
+        if not failures:  # a change Security Hub refused is searched for again next cycle, never dropped
+            self.ledger.set_cursor("jira:updated", iso(now))
 
-    def _apply_jira(self, issues: list[dict[str, Any]], report: CycleReport) -> None:
+    def _apply_jira(self, issues: list[dict[str, Any]], report: CycleReport) -> int:
+        """Write Jira-side changes to their findings; returns how many Security Hub did not take."""
         if not issues:
-            return
+            return 0
         by_issue = self.ledger.by_issue(str(i.get("key")) for i in issues)
         writes = plan_jira_changes(issues, by_issue, set(self.opt.suppress_resolutions))
         groups: dict[tuple[str, str], list[FindingWrite]] = {}
         for w in writes:
             region = w.entry.region or self.opt.regions[0]
             groups.setdefault((region, json.dumps(w.values, sort_keys=True)), []).append(w)
+        failures = 0
         for (region, _), group in groups.items():
             ids = [{"Id": w.entry.finding_id, "ProductArn": w.entry.product_arn} for w in group]
-            failed = {(u.id, u.product_arn): u for u in self.hub.update(region, ids, group[0].values)}
-            ok = [w for w in group if (w.entry.finding_id, w.entry.product_arn) not in failed]
+            with self.linkback.lock:  # no in-flight link-back may land after this write and undo it
+                failed = {(u.id, u.product_arn): u for u in self.hub.update(region, ids, group[0].values)}
+                ok = [w for w in group if (w.entry.finding_id, w.entry.product_arn) not in failed]
+                self.ledger.put(w.entry for w in ok)
             for u in failed.values():
                 msg = f"finding {u.id}: Jira-side change not written to Security Hub: {u.code} {u.message}"
                 report.errors.append(msg)
                 log.error("%s", msg, extra={"finding_id": u.id})
-            self.ledger.put(w.entry for w in ok)
+            failures += len(failed)
             report.from_jira += len(ok)
             for w in ok:
                 log.info("finding %s set %s from Jira issue %s", w.entry.finding_id, w.kind, w.entry.issue_key,
                          extra={"finding_id": w.entry.finding_id, "issue_key": w.entry.issue_key})
+        return failures
 
     def _parse(self, page: Iterable[Any], report: CycleReport) -> list[Finding]:
         findings = []
@@ -306,6 +325,8 @@ class Syncer:
                      extra={"issue_key": key, "finding_id": t.finding.id})
 
     def _create(self, plan: Plan, region: str, report: CycleReport) -> None:
+        if self.lease is not None and self.lease.lost.is_set():
+            raise LeaseHeld("another instance (this one lost its lease)")
         intents = [c.entry.with_(region=region, changed_at=self.clock()) for c in plan.creates]
         self.ledger.put(intents)  # the intent is durable before Jira hears of it
         try:
@@ -356,7 +377,9 @@ class Syncer:
             return
         now = self.clock()
         stuck = [e for e in self.ledger.in_state(CREATING) if now - e.changed_at >= self.opt.recovery_grace]
-        retry = [e for e in self.ledger.in_state(FAILED) if e.attempts < MAX_CREATE_ATTEMPTS]
+        retry = [e.with_(attempts=e.attempts + 1, changed_at=e.changed_at)
+                 for e in self.ledger.in_state(FAILED) if e.attempts < MAX_CREATE_ATTEMPTS]
+        self.ledger.put(retry)  # counted up front: a finding that is now skipped is not fetched forever
         if not stuck and not retry:
             return
         found = self.sink.find_by_labels([f"sh2jira-{e.key}" for e in stuck]) if stuck else {}

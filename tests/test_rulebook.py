@@ -211,9 +211,7 @@ def test_severity_from_normalized_only_gets_a_priority() -> None:
 def test_coarse_filters() -> None:
     book = rulebook(filters={"severity": ["CRITICAL", "HIGH"], "product": ["GuardDuty"],
                              "account": ["111122223333"], "region": []})
-    assert coarse_filters(book) == {
-        "SeverityLabel": [{"Value": "CRITICAL", "Comparison": "EQUALS"},
-                          {"Value": "HIGH", "Comparison": "EQUALS"}],
+    assert coarse_filters(book) == {  # severity is applied by the planner, to untracked findings only
         "ProductName": [{"Value": "GuardDuty", "Comparison": "EQUALS"}],
         "AwsAccountId": [{"Value": "111122223333", "Comparison": "EQUALS"}],
     }
