@@ -1,6 +1,5 @@
 """Regression found in review (thread safety): the background link-back writer and the main loop's Jira-side write
-to the
-same finding. The stand-ins and clients are real; only the interleaving of the two threads is forced."""
+to the same finding. The stand-ins and clients are real; only the interleaving of the two threads is forced."""
 
 from __future__ import annotations
 
