@@ -1,6 +1,5 @@
 """Regressions found in review (Jira → Security Hub), proved end to end against the stand-ins with real clients.
-The Jira
-stand-in runs on a fake clock that moves together with sh2jira's `now`, so JQL's relative dates line up."""
+The Jira stand-in runs on a fake clock that moves together with sh2jira's `now`, so JQL's relative dates line up."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
 """Regression found in review (one writer), proved end to end against the stand-ins with real clients:
-two sh2jira
-instances share one ledger; the second one runs while the first is waiting out Jira's Retry-After."""
+two sh2jira instances share one ledger; the second one runs while the first is waiting out Jira's Retry-After."""
 
 from __future__ import annotations
 
