@@ -15,6 +15,7 @@ from .config import Config
 from .jira_sink import JiraSetupError, JiraSink, connect
 from .ledger import Ledger, SqliteLedger
 from .metrics import Metrics, instrument_boto3_client, instrument_jira_session
+from .pacing import Pacer, pace_boto3_client
 from .retry import RetryPolicy
 from .rulebook import Rulebook
 from .secrets import TokenSourceError, resolve_token
@@ -86,12 +87,15 @@ def open_hub(cfg: Config, session: boto3.session.Session | None = None,
                             session=session, accounts=account_roles(cfg))
     if check:
         scoped.assume_roles(hub_scopes(cfg))
-    clients: Callable[[str], Any] = scoped
-    if metrics is not None:
-        m = metrics
+    pacer = Pacer.securityhub(share=sh.quota_share) if sh.pacing else None
 
-        def clients(scope: str) -> Any:
-            return instrument_boto3_client(scoped(scope), m)
+    def clients(scope: str) -> Any:
+        client = scoped(scope)
+        if pacer is not None:  # one bucket per operation and scope (account + region), as Security Hub counts
+            pace_boto3_client(client, pacer, scope)
+        if metrics is not None:
+            instrument_boto3_client(client, metrics)
+        return client
 
     hub = SecurityHub(clients, page_size=sh.page_size)
     if check and sh.aggregation:

@@ -113,6 +113,11 @@ class SecurityHubConfig(Section):
         "full: Workflow NOTIFIED + note + issue key in UserDefinedFields; status-only: Workflow only; off."))
     retry_mode: Literal["standard", "adaptive"] = Field(default="standard", description="botocore retry mode")
     max_attempts: int = Field(default=8, ge=1, le=20, description="botocore attempts, first call included.")
+    pacing: bool = Field(default=True, description=(
+        "Wait before each call so the documented quotas (GetFindings 3/s, BatchUpdateFindings 10/s per account "
+        "and region) are met instead of bounced off (429s and botocore back-off)."))
+    quota_share: float = Field(default=0.95, gt=0, le=1, description=(
+        "Share of each quota sh2jira may use; lower it when other tools spend the same account's quota."))
 
     @model_validator(mode="after")
     def _aggregation_reads_one_region(self) -> SecurityHubConfig:

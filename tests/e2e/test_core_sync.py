@@ -242,3 +242,19 @@ def test_progress_hook_sees_each_page(world: World) -> None:
     seen: list[tuple[int, str]] = []
     world.syncer(cfg, progress=lambda report, scope: seen.append((report.read, scope))).run_cycle()
     assert len(seen) >= 3 and seen[-1][0] > seen[0][0] and {s for _, s in seen} == {"us-east-1"}
+
+
+def test_paced_to_the_quotas_instead_of_bouncing_off_them(world: World) -> None:
+    """Security Hub throttling on at the real quotas: 45 link-backs (more than the burst of 30) and the reads
+    go through with no 429 at all, because sh2jira waits for its slot before sending."""
+    from tests.e2e.world import finding
+
+    app = world.sandbox.securityhub_app
+    app.load([fresh(finding(n), NOW - timedelta(hours=1)) for n in range(45)])
+    app.set_throttling(True)
+    try:
+        report = world.cycle()
+    finally:
+        app.set_throttling(False)
+    assert report.created == 45 and report.linkbacks == 45
+    assert sum(app.calls.throttled.values()) == 0
