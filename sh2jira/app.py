@@ -15,7 +15,7 @@ from .config import Config
 from .jira_sink import JiraSetupError, JiraSink, connect
 from .ledger import Ledger, SqliteLedger
 from .metrics import Metrics, instrument_boto3_client, instrument_jira_session
-from .pacing import Pacer, pace_boto3_client
+from .pacing import Limiter, Pacer, Quota, pace_boto3_client
 from .retry import RetryPolicy
 from .rulebook import Rulebook
 from .secrets import TokenSourceError, resolve_token
@@ -62,7 +62,9 @@ def open_jira(cfg: Config, token: str, *, check: bool = True, metrics: Metrics |
                      timeout=cfg.jira.timeout_seconds, verify_tls=cfg.jira.verify_tls)
     if metrics is not None:
         instrument_jira_session(client._session, metrics)
-    sink = JiraSink(client, policy=policy, bulk_size=cfg.jira.bulk_size)
+    rate = cfg.jira.max_requests_per_second
+    limiter = Limiter(Quota(rate, max(1.0, rate))) if rate else None
+    sink = JiraSink(client, policy=policy, bulk_size=cfg.jira.bulk_size, limiter=limiter)
     if check:
         projects, priorities = rulebook_targets(cfg.rulebook)
         sink.check(projects, priorities)

@@ -157,6 +157,9 @@ class JiraConfig(Section):
     verify_tls: bool = True
     remote_links: bool = Field(default=False, description="A remote link to the finding (a call per issue).")
     bulk_size: int = Field(default=50, ge=1, le=50, description="Issues per bulk create (Jira: at most 50).")
+    max_requests_per_second: float | None = Field(default=None, gt=0, le=1000, description=(
+        "Pace Jira calls to this rate (burst of the same size) instead of meeting 429s; unset: no pacing. "
+        "Jira Cloud's limits depend on the site and the endpoint: set it to what your site allows."))
     search_lag_seconds: int = Field(default=120, ge=0, le=3600, description=(
         "How long Jira search may lag behind writes, plus timeout_seconds (a killed client's create may still be "
         "in flight). A create whose outcome is unknown (timeout, dropped connection, crash) is looked up by its "

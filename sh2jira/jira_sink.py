@@ -17,6 +17,7 @@ from jira import JIRA, JIRAError
 
 from . import render, retry
 from .finding import Finding
+from .pacing import Limiter
 from .plan import IssueDraft
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,9 @@ class JiraSink:
     """Writes issues. Holds the client and the catalog of ids resolved at start."""
 
     def __init__(self, client: JIRA, catalog: JiraCatalog | None = None,
-                 policy: retry.RetryPolicy | None = None, bulk_size: int = BULK_LIMIT) -> None:
+                 policy: retry.RetryPolicy | None = None, bulk_size: int = BULK_LIMIT,
+                 limiter: Limiter | None = None) -> None:
+        self.limiter = limiter  # client-side pacing (jira.max_requests_per_second)
         self.client = client
         self.bulk_size = max(1, min(bulk_size, BULK_LIMIT))
         self.catalog = catalog or JiraCatalog()
@@ -112,8 +115,14 @@ class JiraSink:
         self.calls[name] = self.calls.get(name, 0) + 1
         session, url = self.client._session, self._url(path)
         data = json.dumps(body) if body is not None else None
-        response = retry.send(self.policy, lambda: session.request(method, url, data=data, params=params),
-                              method=method, what=name, on_retry=self._count_retry, idempotent=idempotent)
+
+        def attempt() -> Any:
+            if self.limiter is not None:
+                self.limiter.acquire()
+            return session.request(method, url, data=data, params=params)
+
+        response = retry.send(self.policy, attempt, method=method, what=name, on_retry=self._count_retry,
+                              idempotent=idempotent)
         if response.status_code == 204 or not response.content:
             return None
         return response.json()

@@ -7,6 +7,7 @@ import re
 from datetime import timedelta
 from typing import Any
 
+from sh2jira.config import load_config
 from sh2jira.finding import Finding, FindingKey
 from tests.e2e.world import NOW, World, fresh, sandbox, shared_findings, world  # noqa: F401
 
@@ -258,3 +259,24 @@ def test_paced_to_the_quotas_instead_of_bouncing_off_them(world: World) -> None:
         app.set_throttling(False)
     assert report.created == 45 and report.linkbacks == 45
     assert sum(app.calls.throttled.values()) == 0
+
+
+def test_jira_calls_are_paced_to_the_configured_rate(world: World) -> None:
+    from tests.e2e.world import finding
+
+    world.sandbox.securityhub_app.load([fresh(finding(n), NOW - timedelta(hours=1)) for n in range(12)])
+    text = world.write_config().read_text().replace("timeout_seconds: 10", "timeout_seconds: 10\n"
+                                                    "  bulk_size: 1\n  max_requests_per_second: 4")
+    (world.tmp / "paced.yaml").write_text(text)
+    cfg = load_config(world.tmp / "paced.yaml")
+    cfg = cfg.model_copy(update={"securityhub": cfg.securityhub.model_copy(
+        update={"endpoint_url": world.sandbox.securityhub.url})})
+    world.sandbox.jira_app.set_rate_limit(5, 5)  # the site allows 5/s; sh2jira is told 4/s
+    try:
+        syncer = world.syncer(cfg)
+        report = syncer.run_cycle()
+    finally:
+        world.sandbox.jira_app.set_rate_limit(None)
+    assert report.created == 12 and report.create_errors == 0
+    assert syncer.sink.retries.get("429", 0) == 0  # never bounced off the limit
+    assert syncer.sink.limiter is not None and syncer.sink.limiter.waits > 0
