@@ -25,6 +25,8 @@ def parser() -> argparse.ArgumentParser:
     perf.add_argument("--jira-rate", type=float, default=10.0, help="Jira rate limit, requests per second")
     perf.add_argument("--jira-burst", type=float, default=None, help="Jira burst (default: the rate)")
     perf.add_argument("--jira-latency", type=float, default=0.1, help="seconds added to every Jira request")
+    perf.add_argument("--sh-pacing", choices=["on", "off"], help="securityhub.pacing (default: sh2jira's default)")
+    perf.add_argument("--jira-pace", type=float, help="jira.max_requests_per_second (default: unset)")
     perf.add_argument("--no-throttling", action="store_true", help="switch the Security Hub quotas off")
     perf.add_argument("--stock-securityhub", action="store_true",
                       help="the unindexed stand-in (slow above ~10,000 findings; see perf_sandbox.py)")
@@ -46,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
                    jira_latency=args.jira_latency, throttling=not args.no_throttling,
                    indexed=not args.stock_securityhub, idle=not args.no_idle, profile=args.profile,
                    timeout=args.timeout, seed=args.seed, workdir=args.workdir,
-                   whatif=tuple(name for name in args.whatif.split(",") if name))
+                   whatif=tuple(name for name in args.whatif.split(",") if name),
+                   sh_pacing=None if args.sh_pacing is None else args.sh_pacing == "on", jira_pace=args.jira_pace)
     result = run(opts)
     result["command"] = "python -m bench " + " ".join(sys.argv[1:] if argv is None else argv)
     print(summary(result))

@@ -16,6 +16,7 @@ import json
 import os
 import pstats
 import sqlite3
+import subprocess
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -25,7 +26,7 @@ from typing import Any
 from sh2jira.finding import FindingKey
 
 from .findings import REGIONS
-from .perf_proc import ProcResult, run_sh2jira
+from .perf_proc import ROOT, ProcResult, run_sh2jira
 from .perf_world import BenchWorld, LoadInfo
 
 READ_RATE, LINKBACK_RATE = 3.0, 10.0  # GetFindings and BatchUpdateFindings quotas (per account and region)
@@ -48,6 +49,8 @@ class Options:
     seed: int = 7
     workdir: Path | None = None
     whatif: tuple[str, ...] = ()  # perf_whatif patches applied in sh2jira's process (none: the code as it is)
+    sh_pacing: bool | None = None  # securityhub.pacing (None: sh2jira's default)
+    jira_pace: float | None = None  # jira.max_requests_per_second (None: unset)
 
 
 def run(opts: Options) -> dict[str, Any]:
@@ -57,10 +60,11 @@ def run(opts: Options) -> dict[str, Any]:
                              workdir=opts.workdir)
     try:
         load = world.load(opts.findings, opts.seed)
-        config = world.write_config(link_back=opts.link_back, remote_links=opts.remote_links)
+        config = world.write_config(link_back=opts.link_back, remote_links=opts.remote_links,
+                                    sh_pacing=opts.sh_pacing, jira_pace=opts.jira_pace)
         result: dict[str, Any] = {"options": {k: str(v) if isinstance(v, Path) else v
                                               for k, v in asdict(opts).items()},
-                                  "load": asdict(load)}
+                                  "load": asdict(load), "sh2jira_tree": _tree()}
         world.reset_counts()
         before = _cpu_now()
         proc = run_sh2jira(["run", "--once", "-c", str(config)], env=world.environ(), workdir=world.tmp,
@@ -77,6 +81,16 @@ def run(opts: Options) -> dict[str, Any]:
         return result
     finally:
         world.stop()
+
+
+def _tree() -> str:
+    """The commit the measured code is at, "+changes" when the working tree differs from it."""
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=False)
+        return done.stdout.strip()
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    return head + ("+changes" if git("status", "--porcelain", "--untracked-files=no", "--", "sh2jira") else "")
 
 
 def _cpu_now() -> tuple[float, float, float]:

@@ -60,14 +60,14 @@ securityhub:
   endpoint_url: {sh_url}
   link_back: "{link_back}"
   first_run_lookback_days: 30
-jira:
+{sh_extra}jira:
   url: {jira_url}
   flavour: {flavour}
   user: "{user}"
   token_env: {token_env}
   timeout_seconds: 30
   remote_links: {remote_links}
-ledger:
+{jira_extra}ledger:
   path: {ledger}
 rulebook:
 {rulebook}
@@ -184,12 +184,17 @@ class BenchWorld:
 
     # -- sh2jira's side ------------------------------------------------------------------------------------
     def write_config(self, *, link_back: str = "status-only", regions: Iterable[str] = REGIONS,
-                     remote_links: bool = False, name: str = "bench.yaml", ledger: str = "ledger.sqlite3") -> Path:
+                     remote_links: bool = False, name: str = "bench.yaml", ledger: str = "ledger.sqlite3",
+                     sh_pacing: bool | None = None, jira_pace: float | None = None) -> Path:
+        """The config an admin would write for this world; pacing keys only when given (else sh2jira's
+        defaults: Security Hub paced at 95% of the quotas, Jira not paced)."""
         text = CONFIG.format(regions=", ".join(regions), sh_url=self.sh_server.url, link_back=link_back,
                              jira_url=self.jira_server.url, flavour=self.jira_app.flavour,
                              user=launch.BOT.email if self.jira_app.flavour == "cloud" else "",
                              token_env=TOKEN_ENV, remote_links=str(remote_links).lower(), ledger=ledger,
-                             rulebook=textwrap.indent(RULEBOOK, "  "))
+                             rulebook=textwrap.indent(RULEBOOK, "  "),
+                             sh_extra="" if sh_pacing is None else f"  pacing: {str(sh_pacing).lower()}\n",
+                             jira_extra="" if jira_pace is None else f"  max_requests_per_second: {jira_pace}\n")
         path = self.tmp / name
         path.write_text(text)
         return path

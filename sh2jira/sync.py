@@ -97,6 +97,7 @@ class Syncer:
                  progress: Callable[[CycleReport, str], None] | None = None) -> None:
         self._should_stop = should_stop
         self.progress = progress  # e.g. progress.Progress: one updating line on a terminal
+        self._cycle_started = now()
         self.clock = clock  # wall clock of ledger entries (Entry.changed_at): the recovery grace period
         self.lease = None if options.dry_run else (lease or Lease(ledger, clock=clock))
         if self.lease is not None:
@@ -125,6 +126,7 @@ class Syncer:
     # -- the cycle -----------------------------------------------------------------------------------------
     def run_cycle(self) -> CycleReport:
         report = CycleReport()
+        self._cycle_started = self.now()
         if self.lease is not None:
             self.lease.hold()  # raises LeaseHeld: another instance is writing
         self.linkback.stats.written = self.linkback.stats.failed = 0
@@ -199,7 +201,13 @@ class Syncer:
         start = stored - self.opt.jira_overlap if stored else now - self.opt.lookback
         minutes = max(1, math.ceil((now - start).total_seconds() / 60))
         # A relative date: JQL reads absolute dates in the user's own time zone, which sh2jira cannot know.
-        jql = f"labels = {MANAGED_LABEL} AND updated >= -{minutes}m ORDER BY updated ASC"
+        jql = f"labels = {MANAGED_LABEL} AND updated >= -{minutes}m"
+        fresh = math.floor((now - self._cycle_started).total_seconds() / 60)
+        if fresh >= 1:
+            # Issues this cycle created can matter here only once they are done: leaving the others out keeps a
+            # backfill's closure search from paging through every issue it just created.
+            jql += f" AND (statusCategory = Done OR created < -{fresh}m)"
+        jql += " ORDER BY updated ASC"
         batch: list[dict[str, Any]] = []
         failures = 0
         for issue in self.sink.search(jql, fields=("status", "resolution", "updated"), expand="changelog"):

@@ -207,3 +207,31 @@ def test_overlapping_instances_never_both_write(world: FaultWorld) -> None:
     settle(world)
     assert_consistent(world)
     assert isinstance(Lease, type)
+
+
+def test_closure_search_skips_the_issues_this_cycle_created(world: FaultWorld) -> None:
+    """A long backfill (here: 61 s of latency per Jira call, on the fake clock) must not page through every issue
+    it just created when it looks for issues resolved in Jira; a resolved one is still found."""
+    world.sandbox.jira_app.set_latency(61)
+    syncer = world.syncer()
+    found: list[tuple[str, int]] = []
+    search = syncer.sink.search
+
+    def spy(jql: str, *args: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        issues = list(search(jql, *args, **kwargs))
+        found.append((jql, len(issues)))
+        return iter(issues)
+
+    syncer.sink.search = spy  # type: ignore[method-assign]
+    try:
+        assert syncer.run_cycle().created == N
+        (jql, count), = [(q, n) for q, n in found if "updated >=" in q]
+        assert "created < -" in jql and count == 0
+        key = world.issues()[0]["key"]
+        world.sandbox.jira_app.transition_issue(key, "Done", resolution="Done")
+        world.clock.advance(60)
+        found.clear()
+        report = world.syncer().run_cycle()
+        assert report.from_jira == 1
+    finally:
+        world.sandbox.jira_app.set_latency(0)
