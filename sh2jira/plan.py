@@ -138,13 +138,14 @@ def came_back(finding: Finding) -> bool:
     return finding.is_active and finding.compliance_status != "PASSED" and finding.workflow_status == "NEW"
 
 
-def draft_issue(finding: Finding, route: Route, rulebook: Rulebook) -> IssueDraft:
-    """The issue exactly as sh2jira writes it for this finding and route."""
+def draft_issue(finding: Finding, route: Route, rulebook: Rulebook, *, with_description: bool = True) -> IssueDraft:
+    """The issue exactly as sh2jira writes it for this finding and route (the description, the costly part, only
+    when asked for)."""
     return IssueDraft(
         project=route.project,
         issue_type=route.issue_type,
         summary=render.summary(finding),
-        description=render.description(finding, console_url=render.console_url(finding)),
+        description=render.description(finding, console_url=render.console_url(finding)) if with_description else "",
         priority=route.priority,
         labels=owned_labels(finding, route),
         components=route.components,
@@ -157,14 +158,36 @@ def owned_labels(finding: Finding, route: Route) -> tuple[str, ...]:
     return tuple(dict.fromkeys((MANAGED_LABEL, finding.key.label, *route.labels)))
 
 
+# Bump when render.description's layout changes, so that tracked issues get the new layout on their next read.
+DESCRIPTION_VERSION = 1
+# Not shown in the description (workflow, record state, source URL), or moving on every re-evaluation.
+_NOT_DESCRIBED = frozenset({"raw", "last_observed_at", "updated_at", "workflow_status", "record_state", "source_url"})
+
+
+def _description_inputs(finding: Finding) -> dict[str, Any]:
+    """Everything the description is rendered from, except timestamps that move on every re-evaluation."""
+    out: dict[str, Any] = {"version": DESCRIPTION_VERSION}
+    for f in dataclasses.fields(finding):
+        if f.name in _NOT_DESCRIBED:
+            continue
+        value = getattr(finding, f.name)
+        if f.name == "key":
+            value = [value.product_arn, value.id]
+        elif f.name == "resources":
+            value = [[r.type, r.id, r.region, r.partition, sorted(r.tags.items())] for r in value]
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[f.name] = value
+    return out
+
+
 def _field_hashes(finding: Finding, draft: IssueDraft) -> dict[str, str]:
-    """Per-field hashes of what sh2jira owns. Timestamps that move on every re-evaluation (LastObservedAt,
-    UpdatedAt) are left out, so an unchanged finding that was merely re-observed costs no Jira call."""
-    steady = dataclasses.replace(finding, last_observed_at="", updated_at="")
+    """Per-field hashes of what sh2jira owns. The description's is taken from its inputs, not its text: it costs
+    no rendering, and LastObservedAt / UpdatedAt are left out, so a finding that was merely re-observed costs no
+    Jira call (its issue shows the new timestamps the next time something real changes)."""
     return {
         "summary": render.fingerprint({"v": draft.summary}),
-        "description": render.fingerprint(
-            {"v": render.description(steady, console_url=render.console_url(steady))}),
+        "description": render.fingerprint(_description_inputs(finding)),
         "priority": render.fingerprint({"v": draft.priority}),
     }
 
@@ -269,10 +292,15 @@ def _plan_tracked(finding: Finding, decision: Decision, rulebook: Rulebook, entr
     if route is None:  # a rule now says skip: the issue stays as it is, sh2jira stops editing it
         plan.skips.append(Skip(finding, f"tracked as {entry.issue_key}; rule {decision.rule} now says skip"))
         return
-    draft = draft_issue(finding, dataclasses.replace(route, project=entry.project or route.project), rulebook)
+    draft = draft_issue(finding, dataclasses.replace(route, project=entry.project or route.project), rulebook,
+                        with_description=False)
     hashes = _field_hashes(finding, draft)
     old = decode_fingerprint(entry.fingerprint)
-    changed = {name: getattr(draft, name) for name, h in hashes.items() if old.get(name) != h[:16]}
+    stale = {name for name, h in hashes.items() if old.get(name) != h[:16]}
+    if "description" in stale:  # rendered only when it changed
+        draft = dataclasses.replace(draft, description=render.description(
+            finding, console_url=render.console_url(finding)))
+    changed = {name: getattr(draft, name) for name in stale}
     if "priority" in changed:
         changed["priority"] = draft.priority
     labels_add = tuple(lb for lb in draft.labels if lb not in entry.labels)

@@ -180,3 +180,24 @@ def test_rule_that_now_skips_a_tracked_finding_leaves_the_issue() -> None:
     info = finding(Severity={"Label": "INFORMATIONAL"}, Workflow={"Status": "NOTIFIED"})
     plan = plan_page([info], rb, {entry.key: entry}, {})
     assert plan.updates == [] and "SEC-1" in plan.skips[0].reason
+
+
+def test_description_hash_covers_exactly_what_the_description_shows() -> None:
+    """The description's fingerprint is taken from its inputs (no rendering): every field left out must really be
+    absent from the rendered text (else a change to it would never reach the issue)."""
+    import dataclasses
+
+    from sh2jira import render
+    from sh2jira.plan import _NOT_DESCRIBED, _description_inputs
+
+    f = finding()
+    text = render.description(f, console_url=render.console_url(f))
+    for name, value in (("workflow_status", "RESOLVED"), ("record_state", "ARCHIVED"),
+                        ("source_url", "https://elsewhere.example/x")):
+        assert name in _NOT_DESCRIBED
+        changed = dataclasses.replace(f, **{name: value})
+        assert render.description(changed, console_url=render.console_url(changed)) == text
+        assert _description_inputs(changed) == _description_inputs(f)
+    for name, value in (("title", "Other"), ("description", "Other"), ("remediation_url", "https://x.example/y"),
+                        ("severity_normalized", 99), ("first_observed_at", "2020-01-01T00:00:00Z")):
+        assert _description_inputs(dataclasses.replace(f, **{name: value})) != _description_inputs(f), name
