@@ -188,7 +188,7 @@ class ClosureConfig(Section):
         default_factory=lambda: ["Won't Do", "Won't Fix", "Risk Accepted"],
         description="Jira resolutions that set the finding SUPPRESSED; any other done resolution sets RESOLVED.")
     from_jira: bool = Field(default=True, description="Issues resolved or reopened in Jira update the finding.")
-    search_overlap_minutes: int = Field(default=10, ge=1, le=1440, description=(
+    search_overlap_minutes: int = Field(default=10, ge=2, le=1440, description=(
         "Re-read window behind the Jira cursor: covers search-index lag and JQL's minute precision."))
 
 

@@ -202,10 +202,12 @@ class Syncer:
         minutes = max(1, math.ceil((now - start).total_seconds() / 60))
         # A relative date: JQL reads absolute dates in the user's own time zone, which sh2jira cannot know.
         jql = f"labels = {MANAGED_LABEL} AND updated >= -{minutes}m"
-        fresh = math.floor((now - self._cycle_started).total_seconds() / 60)
+        # An issue created since the last search (by this cycle or the one before) matters here only once it is
+        # done: it cannot have been seen done, so it cannot have been reopened either. Leaving the others out keeps
+        # the search after a backfill from paging through every issue just created. The minute is rounded up: an
+        # issue that falls in that rounding is only put off to the next cycle, which the overlap still covers.
+        fresh = math.ceil((now - (stored or self._cycle_started)).total_seconds() / 60)
         if fresh >= 1:
-            # Issues this cycle created can matter here only once they are done: leaving the others out keeps a
-            # backfill's closure search from paging through every issue it just created.
             jql += f" AND (statusCategory = Done OR created < -{fresh}m)"
         jql += " ORDER BY updated ASC"
         batch: list[dict[str, Any]] = []
