@@ -3,7 +3,8 @@
 Figures (all API calls counted by the stand-ins themselves):
 - API calls per ticketed finding on each side: GetFindings and BatchUpdateFindings; Jira calls and Jira writes;
 - wall time and its ratio to the bound the quotas impose: the slowest of reads (pages ÷ 3/s), link-back writes
-  (calls ÷ 10/s) and Jira writes (calls ÷ the Jira rate) — served calls, 429s not counted;
+  (calls ÷ 10/s) and Jira writes (calls ÷ the Jira rate) — served calls, 429s not counted; and the same with
+  Security Hub's quotas counted per region, as the service counts them (the busiest region's calls);
 - peak RSS of the sh2jira process (wait4's ru_maxrss; VmHWM polled as a cross-check);
 - ledger bytes per tracked finding (the SQLite file with its WAL);
 - the cost of idle cycles: right after the backfill, and in steady state (Jira's clock moved an hour on, so the
@@ -196,6 +197,7 @@ def backfill_figures(world: BenchWorld, proc: ProcResult, load: LoadInfo, opts: 
     parts = {"reads": pages / READ_RATE, "linkbacks": linkbacks / LINKBACK_RATE,
              "jira_writes": jira_writes_served / opts.jira_rate}
     bound = max(parts.values())
+    regional = regional_bound(sh, jira_writes_served / opts.jira_rate)
     cycle = proc.stats.get("cycles", [{}])[0] if proc.stats.get("cycles") else {}
     return {
         "exit": proc.returncode, "timed_out": proc.timed_out, "report": cycle.get("report"),
@@ -212,6 +214,9 @@ def backfill_figures(world: BenchWorld, proc: ProcResult, load: LoadInfo, opts: 
                  "bound_with_jira_reads": round(max(bound, jira_served / opts.jira_rate), 2),
                  "ratio": round(proc.wall / bound, 3) if bound else None,
                  "cycle_ratio": round(cycle.get("wall", 0.0) / bound, 3) if bound else None,
+                 "regional_bound": round(max(regional.values()), 2),
+                 "regional_parts": {k: round(v, 2) for k, v in regional.items()},
+                 "regional_ratio": round(proc.wall / max(regional.values()), 3) if max(regional.values()) else None,
                  **_timeline(proc)},
         "cpu": {"process": round(proc.cpu, 2), "cycle": round(cycle.get("cpu", 0.0), 2)},
         "rss_mb": round(proc.max_rss_kb / 1024, 1), "vmhwm_mb": round(proc.vmhwm_kb / 1024, 1),
@@ -219,6 +224,16 @@ def backfill_figures(world: BenchWorld, proc: ProcResult, load: LoadInfo, opts: 
         "sh2jira_counters": {k: cycle.get(k) for k in ("hub_calls", "jira_calls", "jira_retries")},
         "log": str(proc.log),
     }
+
+
+def regional_bound(sh: dict[str, Any], jira_writes: float) -> dict[str, float]:
+    """The bound with Security Hub's quotas as they are counted, per account and region: the busiest region's
+    reads and link-backs (regions could be served side by side), and Jira's writes (one site, one limit).
+    Throttled calls are not broken down by region, so they are included here (none when pacing works)."""
+    regions = sh["by_region"].values()
+    return {"reads": max((r.get("GetFindings", 0) for r in regions), default=0) / READ_RATE,
+            "linkbacks": max((r.get("BatchUpdateFindings", 0) for r in regions), default=0) / LINKBACK_RATE,
+            "jira_writes": jira_writes}
 
 
 def idle_figures(world: BenchWorld, config: Path, opts: Options, name: str) -> dict[str, Any]:
@@ -268,7 +283,8 @@ def summary(result: dict[str, Any]) -> str:
         f"  Jira: {b['jira']['calls']} calls ({pf['jira_calls_per_new']}/new finding), writes {b['jira']['writes']} "
         f"({pf['jira_writes_per_new']}/new), searches {b['jira']['searches']}, 429s {b['jira']['throttled_429']}",
         f"  wall {t['wall']} s (cycle {t['cycle_wall']} s), bound {t['bound']} s {t['bound_parts']} → "
-        f"ratio {t['ratio']} (cycle {t['cycle_ratio']})",
+        f"ratio {t['ratio']} (cycle {t['cycle_ratio']}); per-region quotas: bound {t['regional_bound']} s "
+        f"{t['regional_parts']} → ratio {t['regional_ratio']}",
         f"  streams (s after start): reads {t['reads_first']}–{t['reads_last']}, bulk creates "
         f"{t['bulk_creates_first']}–{t['bulk_creates_last']}, link-backs {t['linkbacks_first']}–{t['linkbacks_last']}",
         f"  CPU {b['cpu']['process']} s (cycle {b['cpu']['cycle']} s), peak RSS {b['rss_mb']} MB "

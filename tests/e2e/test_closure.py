@@ -2,27 +2,11 @@
 
 from __future__ import annotations
 
-import itertools
-from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from tests.e2e.world import NOW, World, finding, fresh, sandbox, world  # noqa: F401
-
-
-class Provider:
-    """Acts as the finding's provider: every send moves UpdatedAt forward, as real re-evaluations do."""
-
-    def __init__(self, world: World) -> None:
-        self.world = world
-        self.minutes = itertools.count(1)
-
-    def send(self, doc: dict[str, Any]) -> dict[str, Any]:
-        sent = fresh(doc, NOW - timedelta(hours=3) + timedelta(minutes=next(self.minutes)))
-        result = self.world.import_findings([sent])
-        assert result["FailedFindings"] == [], result
-        return sent
+from tests.e2e.world import Provider, World, finding, sandbox, world  # noqa: F401
 
 
 @pytest.fixture

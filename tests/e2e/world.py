@@ -4,11 +4,12 @@ admin would, and sh2jira built from it exactly as `sh2jira run` builds itself â€
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -191,6 +192,20 @@ class World:
     def reset_counts(self) -> None:
         self.sandbox.jira_app.reset_calls()
         self.sandbox.securityhub_app.calls.reset()
+
+
+class Provider:
+    """Acts as the finding's provider: every send moves UpdatedAt forward, as real re-evaluations do."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.minutes = itertools.count(1)
+
+    def send(self, doc: dict[str, Any]) -> dict[str, Any]:
+        sent = fresh(doc, NOW - timedelta(hours=3) + timedelta(minutes=next(self.minutes)))
+        result = self.world.import_findings([sent])
+        assert result["FailedFindings"] == [], result
+        return sent
 
 
 @pytest.fixture(scope="module", params=["cloud", "datacenter"])

@@ -3,13 +3,11 @@ clients. Each test failed before its fix."""
 
 from __future__ import annotations
 
-import itertools
-from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from tests.e2e.world import NOW, World, finding, fresh, sandbox, world  # noqa: F401
+from tests.e2e.world import NOW, Provider, World, finding, fresh, sandbox, world  # noqa: F401
 
 # The shipped example's coarse filter (config.example.yaml): informational findings are never read.
 FILTERED_RULEBOOK = """\
@@ -23,18 +21,6 @@ control_findings: {control_findings}
 """
 
 
-class Provider:
-    """Acts as the finding's provider: every send moves UpdatedAt forward, as real re-evaluations do."""
-
-    def __init__(self, world: World) -> None:
-        self.world = world
-        self.minutes = itertools.count(1)
-
-    def send(self, doc: dict[str, Any]) -> dict[str, Any]:
-        sent = fresh(doc, NOW - timedelta(hours=3) + timedelta(minutes=next(self.minutes)))
-        result = self.world.import_findings([sent])
-        assert result["FailedFindings"] == [], result
-        return sent
 
 
 def issue(world: World, doc: dict[str, Any]) -> dict[str, Any]:
