@@ -307,7 +307,8 @@ _JQL_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 def quote_jql(value: str) -> str:
     """A JQL string literal that stays one value whatever `value` holds: double-quoted, with backslash, quote
-    and line breaks escaped, and every other control character as a \\uXXXX escape (Jira refuses them raw)."""
+    and line breaks escaped, and every other control character as a \\u escape of four hex digits (Jira refuses
+    them raw)."""
     out = []
     for char in value:
         if char in _JQL_ESCAPES:
