@@ -8,7 +8,8 @@ fine for tests but would measure the stand-in, not sh2jira. This subclass gives 
   re-checks every finding it returns against the live document, so a finding that changed since is filtered
   and keyed afresh; a changed sort key, any import, a tamper, or a BatchUpdateFindings that writes a field the
   query reads drops the cached order. Relative date filters (DateRange) move with the clock and are not cached.
-- BatchUpdateFindings looks identifiers up in a dict instead of scanning.
+- BatchUpdateFindings looks each identifier up in the reachable account+region stores (dicts by key) instead
+  of scanning every finding.
 - The "Findings - Imported" events (a deep copy of the finding per write) are counted, not kept, unless asked:
   nothing in the bench reads them, and 100,000 copies would only grow the bench process.
 
@@ -20,8 +21,8 @@ from __future__ import annotations
 import copy
 import functools
 import json
-from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Iterable
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +37,7 @@ from sh2jira.sandbox.sh_filters import (
     sort_values,
 )
 from sh2jira.sandbox.sh_paging import decode_token, encode_token, query_digest
-from sh2jira.sandbox.sh_scope import Aggregation, Caller
+from sh2jira.sandbox.sh_scope import Aggregation, Caller, region_scope
 from sh2jira.sandbox.sh_store import Key, StoredFinding, apply_update
 from sh2jira.sandbox.sh_validate import format_timestamp
 
@@ -172,6 +173,12 @@ class IndexedSecurityHubApp(SecurityHubApp):
             self._queries.popitem(last=False)
         return query
 
+    def _reachable_stores(self, caller: Caller) -> list[dict[Key, StoredFinding]]:
+        """The account+region stores `_reachable` reads, in its order (a finding is keyed once per store)."""
+        visible = self._accounts.visible_to(caller.account)
+        in_scope = region_scope(self._aggregation, caller.region)
+        return [store for (acct, reg), store in self._stores.items() if visible(acct) and in_scope(reg)]
+
     # -- BatchUpdateFindings -------------------------------------------------------------------------------
     def _batch_update(self, caller: Caller, params: dict[str, Any]) -> dict[str, Any]:
         """As SecurityHubApp._batch_update, with the findings looked up by key instead of scanned."""
@@ -191,13 +198,14 @@ class IndexedSecurityHubApp(SecurityHubApp):
         with self._lock:
             for digest in [d for d, q in self._queries.items() if q.reads & written]:
                 del self._queries[digest]
-            index = _index(self._reachable(caller))
+            stores = self._reachable_stores(caller)
             for ident in identifiers:
                 if fault is not None and (fault.ids is None or ident["Id"] in fault.ids):
                     unprocessed.append({"FindingIdentifier": ident, "ErrorCode": fault.code,
                                         "ErrorMessage": fault.message})
                     continue
-                matches = index.get((ident["ProductArn"], ident["Id"]), [])
+                key = (ident["ProductArn"], ident["Id"])
+                matches = [store[key] for store in stores if key in store]
                 if not matches:
                     unprocessed.append({"FindingIdentifier": ident, "ErrorCode": "FindingNotFound",
                                         "ErrorMessage": "Finding not found"})
@@ -211,13 +219,6 @@ class IndexedSecurityHubApp(SecurityHubApp):
                 for sf in matches:
                     self._emit(sf)
         return {"ProcessedFindings": processed, "UnprocessedFindings": unprocessed}
-
-
-def _index(findings: Iterable[StoredFinding]) -> dict[Key, list[StoredFinding]]:
-    out: defaultdict[Key, list[StoredFinding]] = defaultdict(list)
-    for sf in findings:
-        out[(sf.doc["ProductArn"], sf.doc["Id"])].append(sf)
-    return out
 
 
 def _first_after(entries: list[_Entry], after: list[Any] | None, descending: list[bool]) -> int:
