@@ -26,8 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sh2jira.sandbox.securityhub import MAX_UPDATE_IDENTIFIERS, SecurityHubApp
-from sh2jira.sandbox.sh_errors import invalid_input
+from sh2jira.sandbox.securityhub import SecurityHubApp
 from sh2jira.sandbox.sh_filters import (
     DEFAULT_SORT,
     FILTER_PATHS,
@@ -182,14 +181,7 @@ class IndexedSecurityHubApp(SecurityHubApp):
     # -- BatchUpdateFindings -------------------------------------------------------------------------------
     def _batch_update(self, caller: Caller, params: dict[str, Any]) -> dict[str, Any]:
         """As SecurityHubApp._batch_update, with the findings looked up by key instead of scanned."""
-        self._validated("BatchUpdateFindings", params)
-        identifiers = params["FindingIdentifiers"]
-        if len(identifiers) > MAX_UPDATE_IDENTIFIERS:
-            raise invalid_input(f"FindingIdentifiers: at most {MAX_UPDATE_IDENTIFIERS} findings per request, "
-                                f"got {len(identifiers)}")
-        update = {k: v for k, v in params.items() if k != "FindingIdentifiers"}
-        if not update:
-            raise invalid_input("Specify at least one field to update")
+        identifiers, update = self._update_request(params)
         fault = self._faults.take_unprocessed()
         now = format_timestamp(self._now())
         processed: list[dict[str, str]] = []

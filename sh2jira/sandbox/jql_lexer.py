@@ -2,8 +2,8 @@
 
 Jira lexes the whole query before parsing, so a lexical error anywhere wins over a syntax error earlier on.
 Unquoted words stop at whitespace and at the characters in ``_STOP``; ``{}*/%+^$#@?;`` are reserved and must
-be quoted or escaped; words on Jira's reserved list must be quoted; ``\\uXXXX`` and ``\\" \\' \\\\ \\t \\n \\r
-\\<space>`` are the only escapes; control characters must be escaped even inside quotes.
+be quoted or escaped; words on Jira's reserved list must be quoted; ``\\u`` with four hex digits
+and ``\\" \\' \\\\ \\t \\n \\r \\<space>`` are the only escapes; control characters must be escaped even inside quotes.
 """
 
 from __future__ import annotations

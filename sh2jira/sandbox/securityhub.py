@@ -258,7 +258,8 @@ class SecurityHubApp:
             out["NextToken"] = encode_token(digest, next_after)
         return out
 
-    def _batch_update(self, caller: Caller, params: dict[str, Any]) -> dict[str, Any]:
+    def _update_request(self, params: dict[str, Any]) -> tuple[list[dict[str, str]], dict[str, Any]]:
+        """BatchUpdateFindings' checks before any finding is looked at: the identifiers and the values to set."""
         self._validated("BatchUpdateFindings", params)
         identifiers = params["FindingIdentifiers"]
         if len(identifiers) > MAX_UPDATE_IDENTIFIERS:
@@ -267,6 +268,10 @@ class SecurityHubApp:
         update = {k: v for k, v in params.items() if k != "FindingIdentifiers"}
         if not update:
             raise invalid_input("Specify at least one field to update")
+        return identifiers, update
+
+    def _batch_update(self, caller: Caller, params: dict[str, Any]) -> dict[str, Any]:
+        identifiers, update = self._update_request(params)
         fault = self._faults.take_unprocessed()
         now = format_timestamp(self._now())
         processed: list[dict[str, str]] = []
