@@ -1,6 +1,6 @@
 """Generated ASFF findings that look like a real organisation's Security Hub: several products, accounts, regions.
 
-The shapes follow the real findings in ../shared/data/asff (Security Hub controls, Inspector, GuardDuty, Config,
+The shapes follow the real findings in tests/data/asff (Security Hub controls, Inspector, GuardDuty, Config,
 IAM Access Analyzer, Macie, a third-party scanner): each carries the fields a provider sends — ProductFields,
 Resources with tags, Compliance for control checks, Remediation where the product gives one — and is about the
 size of a real one (1.5–4 KB). The output is deterministic per seed, so two runs load the same data set.

@@ -86,9 +86,9 @@ def _jira_changed() -> None:
     prefix = f"labels = {MANAGED_LABEL} AND updated >= -"
 
     def search(self: Any, jql: str, fields: Sequence[str] = ("labels", "status"), page_size: int = 100,
-               expand: str = "") -> Iterator[dict[str, Any]]:
+               expand: str = "", properties: Sequence[str] = ()) -> Iterator[dict[str, Any]]:
         if jql.startswith(prefix):
             jql = jql.replace(" ORDER BY", " AND statusCategory = Done ORDER BY", 1)
-        return original(self, jql, fields, page_size, expand)
+        return original(self, jql, fields, page_size, expand, properties)
 
     jira_sink.JiraSink.search = search  # type: ignore[method-assign]

@@ -15,11 +15,21 @@ from .config import Config
 from .jira_sink import JiraSetupError, JiraSink, connect
 from .ledger import Ledger, SqliteLedger
 from .metrics import Metrics, instrument_boto3_client, instrument_jira_session
+from .overlay import OverlayLedger
 from .pacing import Limiter, Pacer, Quota, pace_boto3_client
 from .retry import RetryPolicy
 from .rulebook import Rulebook
 from .secrets import TokenSourceError, resolve_token
-from .securityhub import AccountRole, HubSetupError, SecurityHub, check_aggregation, client_factory, scopes
+from .securityhub import (
+    AccountRole,
+    HubSetupError,
+    NoScopeReadable,
+    ScopeUnavailable,
+    SecurityHub,
+    check_aggregation,
+    client_factory,
+    scopes,
+)
 from .sync import CycleReport, Syncer, SyncOptions
 
 
@@ -59,7 +69,7 @@ def rulebook_targets(rulebook: Rulebook) -> tuple[dict[str, set[str]], set[str]]
 def open_jira(cfg: Config, token: str, *, check: bool = True, metrics: Metrics | None = None,
               policy: RetryPolicy | None = None) -> JiraSink:
     client = connect(cfg.jira.url, user=cfg.jira.user, token=token, flavour=cfg.jira.flavour,
-                     timeout=cfg.jira.timeout_seconds, verify_tls=cfg.jira.verify_tls)
+                     timeout=cfg.jira.timeout_seconds, verify_tls=cfg.jira.verify_tls, policy=policy)
     if metrics is not None:
         instrument_jira_session(client._session, metrics)
     rate = cfg.jira.max_requests_per_second
@@ -81,15 +91,19 @@ def hub_scopes(cfg: Config) -> list[str]:
 
 
 def open_hub(cfg: Config, session: boto3.session.Session | None = None,
-             metrics: Metrics | None = None, *, check: bool = True) -> SecurityHub:
-    """The Security Hub adapter. With `check`, each account's role is assumed now and, with aggregation, each
-    scope's finding aggregator is looked at: a mistake there stops sh2jira at start-up (HubSetupError)."""
+             metrics: Metrics | None = None, *, check: bool = True, pacer: Pacer | None = None) -> SecurityHub:
+    """The Security Hub adapter. Before a scope is first used, its account's role is assumed and, with
+    aggregation, its finding aggregator is looked at. With `check` that happens now for every scope: a scope
+    that fails is logged and skipped (the cycles report it and try it again); only when no scope passes does
+    sh2jira refuse to start (NoScopeReadable, a HubSetupError), because then it could not do anything at all.
+
+    The pacer starts with empty buckets (see pacing.Pacer): a cron run right after another never bounces off
+    the quota the previous run spent."""
     sh = cfg.securityhub
     scoped = client_factory(endpoint_url=sh.endpoint_url, retry_mode=sh.retry_mode, max_attempts=sh.max_attempts,
                             session=session, accounts=account_roles(cfg))
-    if check:
-        scoped.assume_roles(hub_scopes(cfg))
-    pacer = Pacer.securityhub(share=sh.quota_share) if sh.pacing else None
+    if pacer is None and sh.pacing:
+        pacer = Pacer.securityhub(share=sh.quota_share)
 
     def clients(scope: str) -> Any:
         client = scoped(scope)
@@ -99,17 +113,29 @@ def open_hub(cfg: Config, session: boto3.session.Session | None = None,
             instrument_boto3_client(client, metrics)
         return client
 
-    hub = SecurityHub(clients, page_size=sh.page_size)
-    if check and sh.aggregation:
-        for scope in hub_scopes(cfg):
+    def preflight(scope: str) -> None:
+        scoped.assume_role(scope)
+        if sh.aggregation:
             check_aggregation(hub, scope)
+
+    hub = SecurityHub(clients, page_size=sh.page_size, preflight=preflight)
+    if check:
+        failures: list[ScopeUnavailable] = []
+        for scope in hub_scopes(cfg):
+            try:
+                hub.ready(scope)
+            except ScopeUnavailable as exc:
+                failures.append(exc)
+        if len(failures) == len(hub_scopes(cfg)):
+            raise NoScopeReadable(failures)
+        hub.begin_cycle()  # the failing ones are tried again (and reported) by the first cycle
     return hub
 
 
 def open_ledger(cfg: Config, *, dry_run: bool = False) -> Ledger:
     path = cfg.ledger.path
-    if dry_run and not os.path.exists(path):
-        return SqliteLedger(":memory:")  # a dry run writes no file
+    if dry_run:  # a dry run writes no file: it plans on an overlay that keeps its writes (a rebuild) in memory
+        return OverlayLedger(SqliteLedger(path if os.path.exists(path) else ":memory:"))
     return SqliteLedger(path)
 
 
@@ -130,13 +156,13 @@ def build_syncer(cfg: Config, *, dry_run: bool = False, out: TextIO | None = Non
                  session: boto3.session.Session | None = None, environ: dict[str, str] | None = None,
                  now: Callable[[], datetime] | None = None, metrics: Metrics | None = None,
                  retry_policy: RetryPolicy | None = None, clock: Callable[[], float] = time.time,
-                 progress: Callable[[CycleReport, str], None] | None = None) -> Syncer:
+                 progress: Callable[[CycleReport, str], None] | None = None, pacer: Pacer | None = None) -> Syncer:
     """Everything a cycle needs, checked: the secret, Jira's projects/types/priorities, the member accounts'
     roles and (with aggregation) the finding aggregator, the ledger."""
     token = jira_token(cfg, environ, session)
     try:
         sink = open_jira(cfg, token, metrics=metrics, policy=retry_policy)
-        hub = open_hub(cfg, session, metrics)
+        hub = open_hub(cfg, session, metrics, pacer=pacer)
     except (JiraSetupError, HubSetupError) as exc:
         raise SetupError(str(exc)) from None
     return Syncer(cfg.rulebook, hub, sink, open_ledger(cfg, dry_run=dry_run),

@@ -1,7 +1,11 @@
-"""`sh2jira` command line: run, validate, explain, demo, sandbox, schema.
+"""`sh2jira` command line: run, validate, explain, reconcile, demo, sandbox, schema.
 
-Exit codes: 0 done; 1 a cycle or start-up failed (service unreachable, Jira mismatch, missing secret);
-2 the config or rulebook is invalid (nothing was written).
+Exit codes: 0 done; 1 could not run (a cycle or start-up failed: service unreachable, Jira refused the token,
+Jira mismatch, missing secret, AWS profile unknown, or any unexpected error); 2 invalid config or usage (a bad
+option, config, rulebook or input file; nothing was written); 3 (`run --once`) the cycle ran, but some items
+failed and wait in the retry queue for a later cycle (the cycle completed and its report has errors). Every failure ends in one line on stderr (a JSON object with
+--log-format json), never a traceback; --log-level DEBUG adds the traceback of an unexpected error.
+The global options (--log-format, --log-level) go before or after the subcommand.
 """
 
 from __future__ import annotations
@@ -12,15 +16,19 @@ import logging
 import os
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 from . import __version__, logs
+from .console import describe_error, start_line
 
 log = logging.getLogger("sh2jira")
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+RUN_EXIT_CODES = ("exit codes of run --once: 0 everything done; 1 could not run (start-up failed, Jira or AWS "
+                  "unreachable, Jira refused the token, Jira lacks a project / issue type / priority); 2 invalid "
+                  "config; 3 the cycle ran, but some items failed and wait in the retry queue (alert on it: they "
+                  "are retried with back-off and converge once the fault clears)")
 DEFAULT_CONFIG_PATHS = ("sh2jira.yaml", "/etc/sh2jira/config.yaml")
 
 
@@ -42,11 +50,21 @@ def _load(path: str) -> Any:
     try:
         return load_config(path)
     except ConfigError as exc:
-        print(f"sh2jira: invalid configuration\n{exc}", file=sys.stderr)
+        report_config_error(exc)
         raise SystemExit(EXIT_CONFIG) from None
     except FileNotFoundError:
-        print(f"sh2jira: config file not found: {path} (pass --config or set SH2JIRA_CONFIG)", file=sys.stderr)
+        logs.emit("error", f"config file not found: {path} (pass --config or set SH2JIRA_CONFIG)")
         raise SystemExit(EXIT_CONFIG) from None
+
+
+def report_config_error(exc: Any) -> None:
+    """Every problem on its own line, `file:line: key.path: what is wrong` (editors jump to it); in JSON mode
+    one object per problem, with file, line and key as fields."""
+    if logs.is_json():
+        for p in exc.problems:
+            logs.emit("error", f"invalid configuration: {p}", file=p.file, line=p.line, key=p.path or None)
+        return
+    print(f"sh2jira: invalid configuration\n{exc}", file=sys.stderr)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -65,23 +83,26 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .app import SetupError, build_syncer
+    from .app import SetupError, build_syncer, jira_token
     from .health import default_max_age, start_health_server
+    from .jira_sink import JiraAuthError
     from .lease import LeaseHeld
     from .metrics import Metrics
     from .progress import Progress
-    from .runner import Runner, _safe, backoff, install_stop_signals
+    from .runner import CycleRun, Runner, _safe, backoff, exit_code, install_stop_signals
 
     cfg = _load(find_config(args.config))
     metrics = Metrics()
     once = args.once or args.dry_run
+    log.info("%s", start_line(cfg, once=once, dry_run=args.dry_run))
     progress = Progress(sys.stderr, enabled=None if args.log_format == "text" else False)
     for handler in logging.getLogger().handlers:
         progress.attach(handler)
     server = None
     if args.metrics_port and not once:
         server = start_health_server(metrics, args.metrics_host, args.metrics_port,
-                                     default_max_age(cfg.run.interval_seconds))
+                                     default_max_age(cfg.run.interval_seconds),
+                                     unhealthy_after=cfg.run.unhealthy_after_failures)
     stop = threading.Event()
     if not once:
         install_stop_signals(stop)
@@ -90,48 +111,65 @@ def cmd_run(args: argparse.Namespace) -> int:
         while True:  # long-running mode waits for Jira (and the rulebook's projects) to become usable
             try:
                 syncer = build_syncer(cfg, dry_run=args.dry_run, out=sys.stdout, metrics=metrics, progress=progress)
+                _watch_linkbacks(progress, syncer)
                 break
-            except SetupError as exc:
+            except Exception as exc:  # noqa: BLE001 - SetupError, or the AWS environment (an unknown profile)
+                reason = str(exc) if isinstance(exc, SetupError) else describe_error(exc)
+                metrics.observe_startup_failure(reason, auth=isinstance(exc.__context__, JiraAuthError))
                 if once:
-                    print(f"sh2jira: cannot start: {exc}", file=sys.stderr)
+                    logs.emit("error", f"cannot start: {reason}")
                     return EXIT_FAILED
                 failures += 1
                 wait = backoff(failures, cfg.run.interval_seconds)
-                log.error("start-up failed (%d in a row), retrying in %.0f s: %s", failures, wait, exc)
+                log.error("start-up failed (%d in a row), retrying in %.0f s: %s", failures, wait, reason)
                 if stop.wait(wait):
                     return EXIT_OK
 
-        def cycle() -> Any:
-            started = time.monotonic()
-            try:
-                report = syncer.run_cycle()
-            except LeaseHeld:
-                raise
-            except Exception:
-                progress.finish()
-                metrics.observe_cycle(None, time.monotonic() - started, False, time.time())
-                raise
-            progress.finish(report)
-            metrics.observe_cycle(report, time.monotonic() - started, True, time.time())
-            return report
+        # The token is read again before each cycle (a rotated Kubernetes secret needs no restart); one from
+        # Secrets Manager only after Jira refused it, since every read is a paid call.
+        source = cfg.jira.token
+        cycle = CycleRun(syncer, metrics, progress=progress, token=None if once else (lambda: jira_token(cfg)),
+                         reread_always=source is None or source.aws_secret is None)
 
         if once:
             try:
                 report = cycle()
             except LeaseHeld as exc:  # a cron overlap: the other run does the work
-                print(f"sh2jira: {exc}", file=sys.stderr)
+                logs.emit("info", str(exc))
                 return EXIT_OK
             except Exception as exc:  # noqa: BLE001 - a cron job needs an exit code and a readable reason
-                print(f"sh2jira: cycle failed: {type(exc).__name__}: {_safe(exc)}", file=sys.stderr)
+                logs.emit("error", f"cycle failed: {type(exc).__name__}: {_safe(exc)}")
                 return EXIT_FAILED
-            print(("dry run: " if args.dry_run else "") + report.summary())
-            return EXIT_OK
+            print_summary(report, dry_run=args.dry_run)
+            code = exit_code(report)
+            if code != EXIT_OK:  # ran, but not everything is done: a cron job / Kubernetes Job must not look green
+                logs.emit("warning", f"{len(report.errors) or report.linkback_failures} item(s) failed and wait "
+                                     f"for a retry (exit {code}); first: "
+                                     f"{report.errors[0] if report.errors else 'link-backs not written'}")
+            return code
         runner = Runner(cycle, cfg.run.interval_seconds, stop=stop)
         syncer.should_stop = stop.is_set
         return runner.run_forever()
     finally:
         if server is not None:
             server.stop()
+
+
+def _watch_linkbacks(progress: Any, syncer: Any) -> None:
+    """Let the progress line show the link-backs still draining (pending in the ledger)."""
+    pending = getattr(syncer.ledger, "pending_linkback_count", None)
+    if progress.enabled and pending is not None and syncer.linkback.mode != "off":
+        progress.watch_linkbacks(pending)
+
+
+def print_summary(report: Any, *, dry_run: bool) -> None:
+    """The cycle's counts on stdout: a text line, or (JSON mode) one JSON object with the counts as fields."""
+    if logs.is_json():
+        counts = {k: v for k, v in vars(report).items() if isinstance(v, int | bool)}
+        logs.emit("info", ("dry run: " if dry_run else "") + "summary", stream=sys.stdout, dry_run=dry_run,
+                  errors=len(report.errors), **counts)
+        return
+    print(("dry run: " if dry_run else "") + report.summary())
 
 
 def cmd_healthcheck(args: argparse.Namespace) -> int:
@@ -143,14 +181,18 @@ def cmd_healthcheck(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(findings_dir=args.findings, config_path=args.config, flavour=args.flavour, out=sys.stdout)
+    return run_demo(findings=args.findings, config_path=args.config, flavour=args.flavour, out=sys.stdout)
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    from .sandbox.launch import serve_forever
+    from .sandbox.launch import FindingsPathError, serve_forever
 
-    return serve_forever(findings_dir=args.findings, flavour=args.flavour, sh_port=args.securityhub_port,
-                         jira_port=args.jira_port, out=sys.stdout)
+    try:
+        return serve_forever(findings=args.findings, flavour=args.flavour, sh_port=args.securityhub_port,
+                             jira_port=args.jira_port, out=sys.stdout)
+    except FindingsPathError as exc:
+        logs.emit("error", f"--findings {exc}")
+        return EXIT_CONFIG
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -164,58 +206,145 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from .app import SetupError
+    from .reconcile import run_command
+
+    cfg = _load(find_config(args.config))
+    try:
+        return run_command(cfg, fix=args.fix, as_json=args.json, out=sys.stdout)
+    except SetupError as exc:
+        logs.emit("error", f"cannot start: {exc}")
+        return EXIT_FAILED
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (what is wrong and where to look) and exit code 2."""
+
+    def error(self, message: str) -> Any:
+        logs.emit("error", f"{message} (see {self.prog} --help)")
+        raise SystemExit(EXIT_CONFIG)
+
+
+def _log_level(text: str) -> str:
+    if text.upper() not in logs.LEVELS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a log level: use one of {', '.join(logs.LEVELS)} "
+                                         "(--log-level or SH2JIRA_LOG_LEVEL)")
+    return text.upper()
+
+
+def _log_format(text: str) -> str:
+    if text.lower() not in logs.FORMATS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a log format: use text or json "
+                                         "(--log-format or SH2JIRA_LOG_FORMAT)")
+    return text.lower()
+
+
+def _port(text: str) -> int | None:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to 65535)")
+    return port or None
+
+
+def _global_options(p: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """The options every command takes, before or after the subcommand. Only the top-level parser has defaults;
+    a subcommand's copy leaves the value alone unless it is given there (argparse.SUPPRESS)."""
+    keep = argparse.SUPPRESS
+    p.add_argument("--log-format", type=_log_format, metavar="{text,json}",
+                   default=os.environ.get("SH2JIRA_LOG_FORMAT", "text") if defaults else keep,
+                   help="log lines as text or as JSON objects, one per line (env SH2JIRA_LOG_FORMAT)")
+    p.add_argument("--log-level", type=_log_level, default=os.environ.get("SH2JIRA_LOG_LEVEL") if defaults else keep,
+                   help="DEBUG, INFO (default; WARNING for demo), WARNING, ERROR (env SH2JIRA_LOG_LEVEL)")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sh2jira", description="AWS Security Hub findings → Jira issues, in sync.")
+    p = _Parser(prog="sh2jira", description="AWS Security Hub findings → Jira issues, in sync.")
     p.add_argument("--version", action="version", version=f"sh2jira {__version__}")
-    p.add_argument("--log-format", choices=["text", "json"], default=os.environ.get("SH2JIRA_LOG_FORMAT", "text"))
-    p.add_argument("--log-level", default=os.environ.get("SH2JIRA_LOG_LEVEL"),
-                   help="DEBUG, INFO (default; WARNING for demo), WARNING, ERROR")
+    _global_options(p, defaults=True)
     sub = p.add_subparsers(dest="command", required=True)
 
-    def with_config(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        sp.add_argument("-c", "--config", help="config file (default: $SH2JIRA_CONFIG, ./sh2jira.yaml, "
-                                               "/etc/sh2jira/config.yaml)")
+    def command(name: str, help: str, *, config: bool = True) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help)
+        _global_options(sp, defaults=False)
+        if config:
+            sp.add_argument("-c", "--config", help="config file (default: $SH2JIRA_CONFIG, ./sh2jira.yaml, "
+                                                   "/etc/sh2jira/config.yaml)")
         return sp
 
-    run = with_config(sub.add_parser("run", help="sync continuously (or once with --once)"))
-    run.add_argument("--once", action="store_true", help="run one cycle and exit (for cron)")
+    run = command("run", "sync continuously (or once with --once)")
+    run.add_argument("--once", action="store_true", help="run one cycle and exit (for cron); exit 0 all done, "
+                     "1 could not run, 3 ran but some items wait for a retry")
+    run.epilog = RUN_EXIT_CODES
     run.add_argument("--dry-run", action="store_true", help="print the plan; write nothing anywhere")
-    run.add_argument("--metrics-port", type=int, default=int(os.environ.get("SH2JIRA_METRICS_PORT") or 0) or None,
+    run.add_argument("--metrics-port", type=_port, default=os.environ.get("SH2JIRA_METRICS_PORT") or None,
                      help="serve /metrics and /healthz on this port (long-running mode; env SH2JIRA_METRICS_PORT)")
     run.add_argument("--metrics-host", default=os.environ.get("SH2JIRA_METRICS_HOST", "127.0.0.1"))
     run.set_defaults(func=cmd_run)
-    with_config(sub.add_parser("validate", help="check the config and rulebook (exit 0 or 2)")).set_defaults(
-        func=cmd_validate)
-    ex = with_config(sub.add_parser("explain", help="which rule matches a finding, and the issue it would get"))
+    command("validate", "check the config and rulebook (exit 0 or 2)").set_defaults(func=cmd_validate)
+    ex = command("explain", "which rule matches a finding, and the issue it would get")
     ex.add_argument("finding", help="a JSON file: one finding, {\"Findings\": [...]}, or an EventBridge event")
     ex.set_defaults(func=cmd_explain)
-    demo = sub.add_parser("demo", help="run a cycle against the local sandbox with sample findings")
-    demo.add_argument("--findings", help="a folder of finding JSON files (default: the shipped samples)")
-    demo.add_argument("--config", help="your config/rulebook (its Jira and AWS endpoints are replaced by the sandbox)")
+    demo = command("demo", "run a cycle against the local sandbox with sample findings")
+    demo.add_argument("--findings", help="a finding JSON file, or a folder of them (default: the shipped samples)")
     demo.add_argument("--flavour", choices=["cloud", "datacenter"], default="cloud")
     demo.set_defaults(func=cmd_demo)
-    sb = sub.add_parser("sandbox", help="start the local Security Hub and Jira stand-ins")
-    sb.add_argument("--findings", help="a folder of finding JSON files to load")
+    sb = command("sandbox", "start the local Security Hub and Jira stand-ins", config=False)
+    sb.add_argument("--findings", help="a finding JSON file, or a folder of them (default: the shipped samples)")
     sb.add_argument("--flavour", choices=["cloud", "datacenter"], default="cloud")
     sb.add_argument("--securityhub-port", type=int, default=0)
     sb.add_argument("--jira-port", type=int, default=0)
     sb.set_defaults(func=cmd_sandbox)
-    hc = sub.add_parser("healthcheck", help="probe a running sh2jira's /healthz (exit 0 healthy, 1 not)")
+    hc = command("healthcheck", "probe a running sh2jira's /healthz (exit 0 healthy, 1 not)", config=False)
     hc.add_argument("url", nargs="?", help="default: http://127.0.0.1:$SH2JIRA_METRICS_PORT/healthz")
     hc.set_defaults(func=cmd_healthcheck)
-    sc = sub.add_parser("schema", help="write the config's JSON Schema (for editors)")
+    rc = command("reconcile", "audit Security Hub, Jira and the ledger; --fix converges (exit 0 clean, 1 not)")
+    rc.add_argument("--fix", action="store_true", help="adopt, re-link, resolve orphans, close duplicates, create "
+                                                       "what is missing; never deletes an issue")
+    rc.add_argument("--json", action="store_true", help="one JSON object with the counts and the ids behind them")
+    rc.set_defaults(func=cmd_reconcile)
+    sc = command("schema", "write the config's JSON Schema (for editors)", config=False)
     sc.add_argument("-o", "--output", help="file to write (default: stdout)")
     sc.set_defaults(func=cmd_schema)
     return p
 
 
+def _wants_json(argv: list[str]) -> bool:
+    """Before parsing succeeds: does this command line ask for JSON output (so a usage error is JSON too)?"""
+    fmt = os.environ.get("SH2JIRA_LOG_FORMAT", "text")
+    for i, arg in enumerate(argv):
+        if arg == "--log-format" and i + 1 < len(argv):
+            fmt = argv[i + 1]
+        elif arg.startswith("--log-format="):
+            fmt = arg.split("=", 1)[1]
+    return fmt.lower() == "json"
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    logs.setup("json" if _wants_json(argv) else "text", "WARNING")  # for usage errors, until the real setup
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already reported in one line
+        return int(exc.code or 0)
     logs.setup(args.log_format, args.log_level or ("WARNING" if args.command == "demo" else "INFO"))
     try:
         return int(args.func(args))
     except SystemExit as exc:
         return int(exc.code or 0)
+    except KeyboardInterrupt:
+        logs.emit("error", "interrupted")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the last resort: one line, and the traceback only when asked for
+        if logging.getLogger().isEnabledFor(logging.DEBUG):
+            import traceback
+
+            logs.emit("debug", "traceback of the failure below:\n" + traceback.format_exc().rstrip())
+        logs.emit("error", f"{args.command} failed: {describe_error(exc)}")
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -32,12 +32,13 @@ from .rulebook import (
     Section,
     shaped,
 )
-from .secrets import TokenSource
+from .secrets import ENV_NAME_PATTERN, TokenSource
 from .yamlsource import KeyPath, SourceDoc, YamlError, load_yaml
 
 _URL = shaped(r"^https?://[^\s/]+(/\S*)?$", "is not an http(s) URL")
-_ENV_NAME = shaped(r"^[A-Za-z_][A-Za-z0-9_]*$", echo=False,
-                   hint="is not an environment variable name (give the variable's name, never the token)")
+ENV_NAME_HINT = ("is not an environment variable name (give the variable's name in capitals, digits and _, like "
+                 "SH2JIRA_JIRA_TOKEN, never the token)")
+_ENV_NAME = shaped(ENV_NAME_PATTERN, echo=False, hint=ENV_NAME_HINT)
 _ROLE = shaped(r"^(?:[A-Za-z0-9_+=,.@-]+/)*[A-Za-z0-9_+=,.@-]{1,64}$",
                 "is not an IAM role name: give the name alone (letters, digits, +=,.@_-), optionally after "
                 "a path (ops/SecurityHubReader), not the role's ARN")
@@ -143,7 +144,8 @@ class JiraConfig(Section):
         {"if": {"properties": {"flavour": {"const": "cloud"}}, "required": ["flavour"]},
          "then": {"required": ["user"], "properties": {"user": {"minLength": 1}}}},
         {"if": {"properties": {"flavour": {"const": "datacenter"}}, "required": ["flavour"]},
-         "then": {"properties": {"user": {"maxLength": 0}}}}]})
+         "then": {"properties": {"user": {"maxLength": 0}}}},
+        {"not": {"required": ["token_env", "token"]}}]})
 
     url: Url = Field(description="Base URL of the site, e.g. https://example.atlassian.net.")
     flavour: Literal["auto", "cloud", "datacenter"] = Field(default="auto", description="auto: serverInfo.")
@@ -164,6 +166,14 @@ class JiraConfig(Section):
         "How long Jira search may lag behind writes, plus timeout_seconds (a killed client's create may still be "
         "in flight). A create whose outcome is unknown (timeout, dropped connection, crash) is looked up by its "
         "label only after this long, and re-created only if not found."))
+
+    @model_validator(mode="after")
+    def _token_source_given_once(self) -> JiraConfig:
+        """Both keys set is refused rather than one silently winning: which token is used must be obvious."""
+        if self.token is not None and "token_env" in self.model_fields_set:
+            raise FieldError(("token",), "the token's source is given twice, here and in jira.token_env: keep one "
+                             "(token_env: NAME is the same as token: {env: NAME})")
+        return self
 
     @model_validator(mode="after")
     def _user_fits_flavour(self) -> JiraConfig:
@@ -190,6 +200,8 @@ class ClosureConfig(Section):
     from_jira: bool = Field(default=True, description="Issues resolved or reopened in Jira update the finding.")
     search_overlap_minutes: int = Field(default=10, ge=2, le=1440, description=(
         "Re-read window behind the Jira cursor: covers search-index lag and JQL's minute precision."))
+    duplicate_resolution: str = Field(default="Duplicate", min_length=1, description=(
+        "Resolution `sh2jira reconcile --fix` sets on a younger duplicate issue of a finding (the oldest is kept)."))
 
 
 class LedgerConfig(Section):
@@ -203,6 +215,17 @@ class RunConfig(Section):
     """Long-running mode."""
 
     interval_seconds: int = Field(default=300, ge=10, description="Time between cycles.")
+    unhealthy_after_failures: int = Field(default=3, ge=1, description=(
+        "/healthz answers 503 (with the reason) after this many failed start-ups or cycles in a row; a cycle "
+        "that ran but left items for a retry is not a failure."))
+
+
+class ReconcileConfig(Section):
+    """The audit of Security Hub, Jira and the ledger (`sh2jira reconcile`), also run by long-running mode."""
+
+    interval_hours: float = Field(default=24, ge=0, description=(
+        "Long-running mode runs the audit (read-only, no --fix) this often and exports its counts as metrics "
+        "(sh2jira_reconcile_count); 0 turns it off."))
 
 
 class Config(Section):
@@ -213,6 +236,7 @@ class Config(Section):
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
     run: RunConfig = Field(default_factory=RunConfig)
     closure: ClosureConfig = Field(default_factory=ClosureConfig)
+    reconcile: ReconcileConfig = Field(default_factory=ReconcileConfig)
     rulebook: Rulebook = Field(description="Inline, or the path of a YAML file (relative to this one).")
 
 
@@ -275,8 +299,11 @@ def _problem(error: Any, mounts: list[tuple[KeyPath, SourceDoc]]) -> Problem:
         loc.extend(cause.path)
     for prefix, source in mounts:
         if tuple(loc[:len(prefix)]) == prefix:
-            line = source.line_of(tuple(loc[len(prefix):]))
-            return Problem(source.name, line, _dotted(loc) or "(top level)", _message(error, loc, is_key))
+            inner = tuple(loc[len(prefix):])
+            line = source.line_of(inner)
+            written = None if is_key else source.text_of(inner)
+            return Problem(source.name, line, _dotted(loc) or "(top level)",
+                           _message(error, loc, is_key, written))
     raise AssertionError("the root mount always matches")  # pragma: no cover
 
 
@@ -301,8 +328,28 @@ def _kind(value: Any) -> str:
     return f"{names.get(type(value), type(value).__name__)}{shown}"
 
 
-def _message(error: Any, loc: Sequence[str | int], is_key: bool) -> str:
+def _number_as_text(value: int | float, written: str | None) -> str:
+    """`must be text` for a number, quoting what the admin typed: YAML 1.1 reads an unquoted 011122223333 as the
+    octal number 1229530843, and showing that number would send them looking for a value they never wrote."""
+    if written is None or written == str(value):
+        return f"must be text, got a number; quote it: '{value}'"
+    octal = written.lstrip("+-").startswith("0") and isinstance(value, int) and written.strip("+-0_").isdigit()
+    why = " (a leading 0 makes it octal)" if octal else ""
+    return f"must be text, but YAML reads the unquoted {written} as the number {value}{why}; quote it: '{written}'"
+
+
+def _never_echoed(loc: Sequence[str | int]) -> bool:
+    """Values under jira.token* may be a pasted secret: messages about them never show the value."""
+    return len(loc) >= 2 and loc[0] == "jira" and str(loc[1]).startswith("token")
+
+
+def _message(error: Any, loc: Sequence[str | int], is_key: bool, written: str | None = None) -> str:
     kind, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
+    if kind == "string_pattern_mismatch":
+        if ctx.get("pattern") == ENV_NAME_PATTERN:
+            return ENV_NAME_HINT
+        shown = "" if _never_echoed(loc) else f"{value!r} "
+        return f"{shown}does not have the expected form ({ctx.get('pattern')})"
     if kind == "missing":
         return "is required"
     if kind == "extra_forbidden":
@@ -331,11 +378,13 @@ def _message(error: Any, loc: Sequence[str | int], is_key: bool) -> str:
     if kind == "list_type":
         return f"must be a list (e.g. [a, b]), got {_kind(value)}"
     if kind == "string_type" and isinstance(value, int | float) and not isinstance(value, bool):
-        return f"must be text, got a number; quote it: '{value}'"
+        return _number_as_text(value, written)
     if kind in ("string_type", "int_type", "bool_type", "float_type"):
         wanted = {"string_type": "text", "int_type": "a whole number", "bool_type": "true or false",
                   "float_type": "a number"}[kind]
         return f"must be {wanted}, got {_kind(value)}"
+    if _never_echoed(loc):
+        return str(error["msg"])
     return f"{error['msg']}, got {_kind(value)}"
 
 

@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 import boto3
 
+from . import logs
 from .app import SetupError, build_syncer
 from .config import Config, ConfigError, load_config
 from .sandbox import launch
@@ -35,28 +36,40 @@ def point_at_sandbox(cfg: Config, sandbox: launch.Sandbox, ledger_dir: str) -> C
     return cfg.model_copy(update={"jira": jira, "securityhub": hub, "ledger": ledger})
 
 
-def run_demo(findings_dir: str | None = None, config_path: str | None = None, flavour: str = "cloud",
+def run_demo(findings: str | None = None, config_path: str | None = None, flavour: str = "cloud",
              out: TextIO | None = None) -> int:
+    """`findings` is a JSON file or a folder of them. Exit 2 for a bad config or a findings path that is missing or
+    yields no finding (a demo of nothing would look like a silent success), 1 when the cycle cannot start."""
     out = out or __import__("sys").stdout
     with ExitStack() as stack:
         try:
             cfg = _config(config_path, stack)
+            if findings:
+                launch.findings_files(findings)
         except ConfigError as exc:
-            print(f"sh2jira: invalid configuration\n{exc}", file=out)
+            from .cli import report_config_error
+
+            report_config_error(exc)
+            return 2
+        except launch.FindingsPathError as exc:
+            logs.emit("error", f"--findings {exc}")
             return 2
         sandbox = launch.start(flavour)
         stack.callback(sandbox.stop)
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="sh2jira-demo-"))
         print(f"Sandbox: Security Hub at {sandbox.securityhub.url}, Jira ({flavour}) at {sandbox.jira.url}", file=out)
-        loaded = launch.load(sandbox, findings_dir, out)
-        print(f"Loaded {loaded} finding(s) from {findings_dir or 'the shipped samples'}.", file=out)
+        loaded = launch.load(sandbox, findings, out)
+        print(f"Loaded {loaded} finding(s) from {findings or 'the shipped samples'}.", file=out)
+        if loaded == 0:
+            logs.emit("error", f"--findings {findings}: no finding could be loaded (see the lines above)")
+            return 2
         cfg = point_at_sandbox(cfg, sandbox, tmp)
         session = boto3.session.Session(aws_access_key_id=launch.ACCESS_KEY,
                                         aws_secret_access_key=launch.SECRET_KEY)
         try:
             syncer = build_syncer(cfg, session=session, environ={cfg.jira.token_env: sandbox.jira_token()})
         except SetupError as exc:
-            print(f"sh2jira: cannot start: {exc}", file=out)
+            logs.emit("error", f"cannot start: {exc}")
             return 1
         report = syncer.run_cycle()
         print(f"\nCycle: {report.summary()}", file=out)

@@ -2,8 +2,12 @@
 
 /healthz answers 200 while the last completed cycle is younger than `max_age_seconds`, and during a start-up
 grace period before the first one; 503 once sh2jira has stopped completing cycles (stuck, or failing for
-longer than the allowance), so an orchestrator restarts it. `probe` is the client side for a container
-HEALTHCHECK: `python -m sh2jira.health [URL]` exits 0 or 1 without curl in the image.
+longer than the allowance), so an orchestrator restarts it. It also answers 503 ("failing", with the last
+reason) as soon as `unhealthy_after` start-ups or cycles in a row have failed (run.unhealthy_after_failures,
+default 3): a start-up loop against an unreachable Jira or a refused token must not look healthy ("starting")
+for the whole grace period. A cycle that ran but left items in the retry queue is not a failure here.
+`probe` is the client side for a container HEALTHCHECK: `python -m sh2jira.health [URL]` exits 0 or 1 without
+curl in the image.
 """
 
 from __future__ import annotations
@@ -38,8 +42,9 @@ class HealthApp:
     """WSGI app serving /metrics and /healthz from a Metrics object; `now` gives Unix seconds."""
 
     def __init__(self, metrics: Metrics, max_age_seconds: float, now: Callable[[], float] = time.time,
-                 grace_seconds: float | None = None) -> None:
+                 grace_seconds: float | None = None, unhealthy_after: int = 3) -> None:
         self.metrics = metrics
+        self.unhealthy_after = max(1, int(unhealthy_after))
         self.max_age = float(max_age_seconds)
         self.grace = float(max_age_seconds if grace_seconds is None else grace_seconds)
         self.now = now
@@ -50,7 +55,19 @@ class HealthApp:
         t = self.now()
         last = self.metrics.last_success
         body: dict[str, Any] = {"status": "", "last_success": None, "age_seconds": None,
-                                "max_age_seconds": self.max_age}
+                                "max_age_seconds": self.max_age,
+                                # accounts/regions skipped in the last cycle: reported, never a restart (503),
+                                # since restarting cannot give back a removed role or enable Security Hub
+                                "scope_errors": self.metrics.failing_scopes}
+        failures, reason = self.metrics.consecutive_failures
+        body["consecutive_failures"] = failures
+        if failures >= self.unhealthy_after:
+            body["status"] = "failing"
+            body["detail"] = f"{failures} failed start-ups or cycles in a row; last: {reason}"
+            if last is not None:
+                body["last_success"] = datetime.fromtimestamp(last, UTC).isoformat(timespec="seconds").replace(
+                    "+00:00", "Z")
+            return 503, body
         if last is None:
             waited = t - self.started_at
             body["status"] = "starting" if waited <= self.grace else "stale"
@@ -82,10 +99,10 @@ class HealthApp:
 
 def start_health_server(metrics: Metrics, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
                         max_age_seconds: float = 900.0, now: Callable[[], float] = time.time, *,
-                        grace_seconds: float | None = None) -> RunningServer:
+                        grace_seconds: float | None = None, unhealthy_after: int = 3) -> RunningServer:
     """Serve /metrics and /healthz on host:port (0: any free port) in a daemon thread; `.stop()` ends it.
     In a container pass host "0.0.0.0" so the kubelet and Prometheus can reach it."""
-    return serve(HealthApp(metrics, max_age_seconds, now, grace_seconds), host, port)
+    return serve(HealthApp(metrics, max_age_seconds, now, grace_seconds, unhealthy_after), host, port)
 
 
 def probe(url: str, timeout: float = 5.0, out: TextIO | None = None) -> int:

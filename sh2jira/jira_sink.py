@@ -13,10 +13,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import requests
 from jira import JIRA, JIRAError
 
 from . import render, retry
 from .finding import Finding
+from .jira_limits import JiraGate
+from .neterrors import unreachable_reason
 from .pacing import Limiter
 from .plan import IssueDraft
 
@@ -39,6 +42,18 @@ class JiraSetupError(RuntimeError):
     """Jira is unreachable, the credentials are refused, or the rulebook names things Jira does not have."""
 
 
+class JiraAuthError(JiraSetupError):
+    """Jira answered 401: the token expired or was revoked. Never an item's fault, so the cycle stops (exit 1)."""
+
+
+class JiraUnreachable(JiraSetupError):
+    """Jira could not be reached after the retries (DNS, refused, TLS, timeout): the cycle stops (exit 1)."""
+
+
+TOKEN_REJECTED = "Jira rejected the token (expired or revoked?)"
+GATE_ATTR = "sh2jira_gate"  # the JiraGate that connect() attached to a client
+
+
 @dataclass(frozen=True)
 class Created:
     index: int
@@ -57,26 +72,50 @@ class JiraCatalog:
 
 
 def connect(url: str, *, user: str | None, token: str, flavour: str = "auto", timeout: float = 30,
-            verify_tls: bool = True) -> JIRA:
-    """A jira client with a timeout and the library's own retries off (our retry policy decides)."""
+            verify_tls: bool = True, policy: retry.RetryPolicy | None = None, gate: JiraGate | None = None) -> JIRA:
+    """A jira client with a timeout and the library's own retries off (our retry policy decides).
+
+    The library's constructor would call serverInfo itself, outside any retry policy (a 429 there meant "cannot
+    start"); it is told not to, and serverInfo is fetched here through the same policy and rate-limit gate as
+    every other call. The gate rides on the client (`GATE_ATTR`) so the sink built from it shares it."""
+    policy = policy or retry.RetryPolicy()
+    gate = gate or JiraGate(clock=policy.now, sleep=policy.sleep)
     auth: dict[str, Any] = {}
     if flavour == "datacenter" or (flavour == "auto" and not user):
         auth["token_auth"] = token
     else:
         auth["basic_auth"] = (user or "", token)
+    client = JIRA(server=url, timeout=timeout, max_retries=0, options={"verify": verify_tls},
+                  get_server_info=False, **auth)
+    client._session.hooks.setdefault("response", []).append(gate.hook())
+    setattr(client, GATE_ATTR, gate)
+    server_info = client._get_url("serverInfo")
+
+    def attempt() -> Any:
+        with gate.turn("GET", server_info):
+            return client._session.request("GET", server_info)
+
     try:
-        return JIRA(server=url, timeout=timeout, max_retries=0, options={"verify": verify_tls}, **auth)
+        reply = retry.send(policy, attempt, method="GET", what="serverInfo").json()
+        client._version = tuple(reply["versionNumbers"])
+        client.deploymentType = reply.get("deploymentType")
     except JIRAError as exc:
+        if exc.status_code == 401:
+            raise JiraAuthError(f"cannot start: {TOKEN_REJECTED} (Jira at {url} answered HTTP 401)") from None
         raise JiraSetupError(describe_jira_error(exc, f"cannot reach Jira at {url}")) from None
-    except OSError as exc:
-        raise JiraSetupError(f"cannot reach Jira at {url}: {type(exc).__name__}") from None
+    except (OSError, requests.RequestException) as exc:
+        raise JiraSetupError(f"cannot reach Jira at {url}: {unreachable_reason(exc, url) or type(exc).__name__}"
+                             ) from None
+    except (ValueError, KeyError, TypeError):
+        raise JiraSetupError(f"cannot reach Jira at {url}: its serverInfo is not Jira's (wrong jira.url?)") from None
+    return client
 
 
 def describe_jira_error(exc: JIRAError, what: str) -> str:
     """An error message without request headers (they carry the credentials)."""
     hint = ""
     if exc.status_code == 401:
-        hint = " (credentials refused: check the user and that the API token / PAT has not expired)"
+        hint = f" ({TOKEN_REJECTED}: check the user and the API token / PAT)"
     elif exc.status_code == 403:
         hint = " (the account lacks permission)"
     text = (exc.text or "").strip().splitlines()[0][:300] if exc.text else ""
@@ -99,6 +138,26 @@ class JiraSink:
         self.retries: dict[str, int] = {}
         self._transition_ids: dict[tuple[str, str], str] = {}  # (project, wanted names) → transition id
         self.before_wait: Callable[[], None] | None = None  # e.g. Lease.renew_if_due: long waits keep the lease
+        gate = getattr(client, GATE_ATTR, None)
+        if not isinstance(gate, JiraGate):  # a client made elsewhere: give it a gate of its own
+            gate = JiraGate(clock=self.policy.now, sleep=self.policy.sleep)
+            client._session.hooks.setdefault("response", []).append(gate.hook())
+        gate.before_wait = self._before_gate_wait
+        self.gate = gate
+
+    def _before_gate_wait(self) -> None:
+        if self.before_wait is not None:
+            self.before_wait()
+
+    def set_token(self, token: str) -> None:
+        """Use a new token from now on (a rotated secret), keeping the user of Basic auth."""
+        session = self.client._session
+        if isinstance(session.auth, tuple):
+            session.auth = (session.auth[0], token)
+        else:
+            from jira.client import TokenAuth
+
+            session.auth = TokenAuth(token)
 
     def _count_retry(self, reason: str, wait: float) -> None:
         self.retries[reason] = self.retries.get(reason, 0) + 1
@@ -117,12 +176,23 @@ class JiraSink:
         data = json.dumps(body) if body is not None else None
 
         def attempt() -> Any:
-            if self.limiter is not None:
-                self.limiter.acquire()
-            return session.request(method, url, data=data, params=params)
+            with self.gate.turn(method, url):
+                if self.limiter is not None:
+                    self.limiter.acquire()
+                return session.request(method, url, data=data, params=params)
 
-        response = retry.send(self.policy, attempt, method=method, what=name, on_retry=self._count_retry,
-                              idempotent=idempotent)
+        try:
+            response = retry.send(self.policy, attempt, method=method, what=name, on_retry=self._count_retry,
+                                  idempotent=idempotent)
+        except JIRAError as exc:
+            if exc.status_code == 401:
+                raise JiraAuthError(f"{TOKEN_REJECTED} (HTTP 401 on {method} {path.split('?')[0]})") from None
+            raise
+        except requests.RequestException as exc:
+            if isinstance(exc, requests.ConnectionError | requests.Timeout):
+                reason = unreachable_reason(exc, url) or type(exc).__name__
+                raise JiraUnreachable(f"Jira unreachable ({name}): {reason}") from None
+            raise
         if response.status_code == 204 or not response.content:
             return None
         return response.json()
@@ -179,12 +249,19 @@ class JiraSink:
         fields.update(draft.custom_fields)
         return fields
 
+    def issue_payload(self, draft: IssueDraft) -> dict[str, Any]:
+        """One element of a bulk create: the fields, and the entity properties set with the issue (no extra call)."""
+        payload: dict[str, Any] = {"fields": self.issue_fields(draft)}
+        if draft.properties:
+            payload["properties"] = [{"key": k, "value": v} for k, v in draft.properties.items()]
+        return payload
+
     def create_many(self, drafts: Sequence[IssueDraft]) -> list[Created]:
         """Bulk create in chunks of 50; one result per draft, in order (key or error)."""
         results: list[Created] = []
         for start in range(0, len(drafts), self.bulk_size):
             chunk = drafts[start : start + self.bulk_size]
-            body = {"issueUpdates": [{"fields": self.issue_fields(d)} for d in chunk]}
+            body = {"issueUpdates": [self.issue_payload(d) for d in chunk]}
             try:
                 reply = self._send("bulk_create", "POST", "issue/bulk", body)
             except JIRAError as exc:
@@ -214,7 +291,11 @@ class JiraSink:
             # No notifyUsers=false: Jira Cloud refuses it (403) unless the bot is an admin of the project.
             self._send("update", "PUT", f"issue/{key}", body)
         if comment:
-            self._send("comment", "POST", f"issue/{key}/comment", {"body": comment})
+            self.comment(key, comment)
+
+    def comment(self, key: str, body: str) -> None:
+        """Add a comment (a POST: a 5xx or dropped connection makes it an AmbiguousWrite, never re-sent)."""
+        self._send("comment", "POST", f"issue/{key}/comment", {"body": body})
 
     def transition(self, key: str, names: Sequence[str], *, resolution: str | None = None,
                    comment: str | None = None) -> None:
@@ -260,17 +341,27 @@ class JiraSink:
 
     def add_remote_link(self, key: str, finding: Finding) -> None:
         """A remote link to the finding in the console, upserted by a global id (safe to repeat)."""
-        body = {"globalId": f"sh2jira:{finding.key.digest}",
-                "object": {"url": render.console_url(finding), "title": f"Security Hub finding {finding.id}"[:255]}}
+        self.remote_link(key, *self.remote_link_of(finding))
+
+    @staticmethod
+    def remote_link_of(finding: Finding) -> tuple[str, str, str]:
+        """(global id, url, title) of the finding's remote link."""
+        return (f"sh2jira:{finding.key.digest}", render.console_url(finding),
+                f"Security Hub finding {finding.id}"[:255])
+
+    def remote_link(self, key: str, global_id: str, url: str, title: str) -> None:
+        body = {"globalId": global_id, "object": {"url": url, "title": title}}
         self._send("remote_link", "POST", f"issue/{key}/remotelink", body, idempotent=True)
 
     # -- reads --------------------------------------------------------------------------------------------
     def search(self, jql: str, fields: Sequence[str] = ("labels", "status"), page_size: int = 100,
-               expand: str = "") -> Iterator[dict[str, Any]]:
+               expand: str = "", properties: Sequence[str] = ()) -> Iterator[dict[str, Any]]:
         """All issues matching `jql`: /search/jql with nextPageToken on Cloud, /search with startAt on DC."""
         params: dict[str, Any] = {"jql": jql, "maxResults": page_size, "fields": ",".join(fields)}
         if expand:
             params["expand"] = expand
+        if properties:
+            params["properties"] = ",".join(properties)
         if self.is_cloud:
             while True:
                 reply = self._send("search", "GET", "search/jql", params=params)
@@ -287,6 +378,22 @@ class JiraSink:
             start += len(issues)
             if not issues or start >= int(reply.get("total", 0)):
                 return
+
+    def issue(self, key: str, fields: Sequence[str], properties: Sequence[str] = ()) -> dict[str, Any] | None:
+        """One issue by key (read directly, so an issue created a moment ago is found), or None if it does not
+        exist or is not visible."""
+        params = {"fields": ",".join(fields), **({"properties": ",".join(properties)} if properties else {})}
+        try:
+            return self._send("get_issue", "GET", f"issue/{key}", params=params) or None
+        except JIRAError as exc:
+            if exc.status_code == 404:
+                return None
+            raise
+
+    def link_duplicate(self, duplicate: str, kept: str) -> None:
+        """Link `duplicate` to `kept` with Jira's "Duplicate" link type (duplicate "duplicates" kept)."""
+        body = {"type": {"name": "Duplicate"}, "inwardIssue": {"key": duplicate}, "outwardIssue": {"key": kept}}
+        self._send("link", "POST", "issueLink", body)
 
     def find_by_labels(self, labels: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Issues carrying any of these labels (the deterministic finding labels), label → issue."""

@@ -54,6 +54,24 @@ class Entry:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
+@dataclass(frozen=True)
+class RetryItem:
+    """One failed write waiting in the retry queue: what failed, for which finding / issue, how often, why, and
+    when it is tried again. `item` is the queue key (one row per finding and kind of write, see retry_queue)."""
+
+    item: str
+    kind: str  # create | update | comment | transition | linkback | finding_write | remote_link
+    key: str  # the ledger entry's key (FindingKey.digest)
+    finding_id: str = ""
+    issue_key: str = ""
+    region: str = ""
+    attempts: int = 1
+    last_error: str = ""
+    next_try: float = 0.0
+    first_failed: float = 0.0
+    payload: str = "{}"  # JSON: what the retry needs beyond the ledger entry and the finding
+
+
 class Ledger(Protocol):
     """What the sync needs from a state store."""
 
@@ -71,6 +89,11 @@ class Ledger(Protocol):
     def count(self) -> int: ...
     def acquire_lease(self, holder: str, ttl: float, now: float, is_stale: Callable[[str], bool]) -> str | None: ...
     def release_lease(self, holder: str) -> None: ...
+    def put_retries(self, items: Iterable[RetryItem]) -> None: ...
+    def retries(self, items: Iterable[str]) -> dict[str, RetryItem]: ...
+    def due_retries(self, now: float, limit: int = 1000) -> list[RetryItem]: ...
+    def drop_retries(self, items: Iterable[str]) -> None: ...
+    def stuck_items(self) -> list[RetryItem]: ...
     def close(self) -> None: ...
 
 
@@ -102,7 +125,22 @@ CREATE INDEX IF NOT EXISTS entries_state ON entries(state);
 CREATE INDEX IF NOT EXISTS entries_linkback ON entries(linkback_pending) WHERE linkback_pending = 1;
 CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS retries (
+    item TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    finding_id TEXT NOT NULL DEFAULT '',
+    issue_key TEXT NOT NULL DEFAULT '',
+    region TEXT NOT NULL DEFAULT '',
+    attempts INTEGER NOT NULL DEFAULT 1,
+    last_error TEXT NOT NULL DEFAULT '',
+    next_try REAL NOT NULL,
+    first_failed REAL NOT NULL,
+    payload TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS retries_due ON retries(next_try);
 """
+_RETRY_COLUMNS = [f.name for f in fields(RetryItem)]
 _CHUNK = 500  # SQLite's bound-parameter limit is far above this; keeps IN lists cheap
 
 
@@ -237,9 +275,56 @@ class SqliteLedger:
         with self._tx() as db:
             db.execute("DELETE FROM leases WHERE name = 'sync' AND holder = ?", (holder,))
 
+    # -- the retry queue (retry_queue.RetryQueue decides back-off; this only stores) ---------------------------
+    def put_retries(self, items: Iterable[RetryItem]) -> None:
+        rows = [tuple(getattr(i, c) for c in _RETRY_COLUMNS) for i in items]
+        if not rows:
+            return
+        marks = ",".join("?" * len(_RETRY_COLUMNS))
+        with self._tx() as db:
+            db.executemany(f"INSERT OR REPLACE INTO retries ({','.join(_RETRY_COLUMNS)}) VALUES ({marks})", rows)
+
+    def retries(self, items: Iterable[str]) -> dict[str, RetryItem]:
+        wanted = list(dict.fromkeys(items))
+        out: dict[str, RetryItem] = {}
+        with self._lock:
+            db = self._conn()
+            if db.execute("SELECT 1 FROM retries LIMIT 1").fetchone() is None:
+                return out  # the usual case: nothing waits, and no IN list is built
+            for i in range(0, len(wanted), _CHUNK):
+                chunk = wanted[i : i + _CHUNK]
+                rows = db.execute(f"SELECT {','.join(_RETRY_COLUMNS)} FROM retries WHERE item IN "
+                                  f"({','.join('?' * len(chunk))})", chunk)
+                out.update((r[0], RetryItem(*r)) for r in rows)
+        return out
+
+    def due_retries(self, now: float, limit: int = 1000) -> list[RetryItem]:
+        with self._lock:
+            rows = self._conn().execute(f"SELECT {','.join(_RETRY_COLUMNS)} FROM retries WHERE next_try <= ? "
+                                        "ORDER BY next_try, item LIMIT ?", (now, limit))
+            return [RetryItem(*r) for r in rows]
+
+    def drop_retries(self, items: Iterable[str]) -> None:
+        rows = [(i,) for i in items]
+        if rows:
+            with self._tx() as db:
+                db.executemany("DELETE FROM retries WHERE item = ?", rows)
+
+    def stuck_items(self) -> list[RetryItem]:
+        """Everything waiting for a retry, oldest failure first (what `sh2jira reconcile` lists)."""
+        with self._lock:
+            rows = self._conn().execute(f"SELECT {','.join(_RETRY_COLUMNS)} FROM retries "
+                                        "ORDER BY first_failed, item")
+            return [RetryItem(*r) for r in rows]
+
     def count(self) -> int:
         with self._lock:
             return int(self._conn().execute("SELECT COUNT(*) FROM entries").fetchone()[0])
+
+    def pending_linkback_count(self) -> int:
+        """How many link-backs wait (for the progress line; the partial index makes it cheap)."""
+        with self._lock:
+            return int(self._conn().execute("SELECT COUNT(*) FROM entries WHERE linkback_pending = 1").fetchone()[0])
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

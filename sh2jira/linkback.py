@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 
 from .ledger import CLOSED, Entry, Ledger
 from .plan import LINK_FIELD_KEY, LINK_FIELD_STATUS, LINK_FIELD_URL
-from .securityhub import SecurityHub
+from .retry_queue import RetryQueue
+from .securityhub import SCOPE_UNAVAILABLE, SecurityHub
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +58,13 @@ class LinkBackWriter:
     aggregation, else the finding's own region)."""
 
     def __init__(self, hub: SecurityHub, ledger: Ledger, mode: str, issue_url: Callable[[str], str],
-                 region_of: Callable[[Entry], str]) -> None:
+                 region_of: Callable[[Entry], str], queue: RetryQueue | None = None) -> None:
         self.hub = hub
         self.ledger = ledger
         self.mode = mode
         self.issue_url = issue_url
         self.region_of = region_of
+        self.queue = queue  # failed link-backs back off here (retry_queue) instead of being given up
         self.stats = LinkBackStats()
         self.lock = threading.Lock()  # held around "write to Security Hub, then record it" (see _write)
         self._wake = threading.Event()
@@ -83,12 +85,15 @@ class LinkBackWriter:
             after = pending[-1].key
 
     def _write(self, pending: list[Entry]) -> None:
+        if self.queue is not None:  # a link-back that failed earlier waits for its back-off to run out
+            waiting = self.queue.waiting("linkback", [e.key for e in pending])
+            pending = [e for e in pending if e.key not in waiting]
         groups: dict[tuple[str, str, str], list[Entry]] = defaultdict(list)
         for e in pending:
             shared_key = "" if self.mode == "status-only" or e.state == CLOSED else e.issue_key
             groups[(self.region_of(e), e.state, shared_key)].append(e)
         done: list[tuple[str, str, str]] = []
-        failed: list[str] = []
+        failed: list[tuple[Entry, str]] = []
         for (region, state, issue_key), entries in groups.items():
             if state == CLOSED:
                 values = closed_values()
@@ -110,7 +115,7 @@ class LinkBackWriter:
                 except Exception as exc:  # noqa: BLE001 - reported and retried next time, never lost
                     log.warning("link-back failed for %d finding(s) in %s: %s", len(entries), region,
                                 type(exc).__name__, extra={"region": region})
-                    failed += [e.key for e in entries]
+                    failed += [(e, f"BatchUpdateFindings failed: {type(exc).__name__}") for e in entries]
                     continue
                 bad = {(u.id, u.product_arn): u for u in unprocessed}
                 written = [(e.key, e.issue_key, e.state) for e in entries if (e.finding_id, e.product_arn) not in bad]
@@ -118,14 +123,22 @@ class LinkBackWriter:
             done += written
             for e in entries:
                 u = bad.get((e.finding_id, e.product_arn))
+                if u is not None and u.code == SCOPE_UNAVAILABLE:
+                    continue  # stays pending for when its account/region is back; not an attempt, never dropped
                 if u is not None:
                     log.warning("link-back for finding %s not processed: %s %s", e.finding_id, u.code, u.message,
                                 extra={"finding_id": e.finding_id, "issue_key": e.issue_key})
-                    failed.append(e.key)
+                    failed.append((e, f"not processed: {u.code} {u.message}".strip()))
         self.stats.written += len(done)
+        if self.queue is not None and done:
+            self.queue.succeeded("linkback", [key for key, _, _ in done])
         if failed:
             self.stats.failed += len(failed)
-            gave_up = self.ledger.linkback_failed(failed, GIVE_UP_AFTER)
+            if self.queue is not None:  # never given up: backs off up to 6 h and is listed as stuck
+                for e, why in failed:
+                    self.queue.failed("linkback", e, f"link-back of {e.issue_key or 'closure'}: {why}")
+                return
+            gave_up = self.ledger.linkback_failed([e.key for e, _ in failed], GIVE_UP_AFTER)
             for key in gave_up:
                 log.error("link-back abandoned after %d attempts (ledger key %s)", GIVE_UP_AFTER, key)
             self.stats.abandoned += gave_up

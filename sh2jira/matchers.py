@@ -43,6 +43,27 @@ def matcher(name: str, prepare: Callable[[Any], Any]) -> Callable[[Callable[[Any
 Globs = tuple[tuple[str, re.Pattern[str]], ...]
 
 
+# fnmatch's own bracket rule: `[`, an optional `!`, an optional `]` taken literally, then up to the next `]`.
+# A `[` with no closing `]` is silently matched as a literal `[` (so `S3.[*` matches only ids that contain "[").
+GLOB_PATTERN = r"^(?:[^\[]|\[!?\]?[^\]]*\])*$"
+_GLOB_SHAPE = re.compile(GLOB_PATTERN)
+
+
+def glob_problem(pattern: str) -> str | None:
+    """What is wrong with an fnmatch glob, or None. A glob that would not match what it plainly says is refused
+    when the rulebook is loaded, instead of quietly ticketing (or skipping) the wrong findings."""
+    if _GLOB_SHAPE.match(pattern) is None:
+        return (f"glob {pattern!r} has a '[' that is never closed, so it would match a literal '[': close the set "
+                "(like [0-9]) or write [[] for a literal '['")
+    try:
+        rx = re.compile(fnmatch.translate(pattern))
+    except re.error as exc:
+        return f"glob {pattern!r} does not compile: {exc}"
+    if "(?!)" in rx.pattern:  # fnmatch's translation of a set that can hold nothing, e.g. [z-a]
+        return f"glob {pattern!r} has a character set that matches nothing (a reversed range like [z-a]?)"
+    return None
+
+
 def _globs(patterns: Sequence[str]) -> Globs:
     """fnmatch patterns, case-sensitive, compiled once."""
     return tuple((p, re.compile(fnmatch.translate(p))) for p in patterns)

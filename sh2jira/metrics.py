@@ -17,7 +17,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import choose_encoder
 
 PREFIX = "sh2jira_"
-ERROR_KINDS = ("create", "update", "linkback", "cycle")
+ERROR_KINDS = ("create", "update", "transition", "linkback", "cycle", "startup", "auth")
+STUCK_KINDS = ("create", "update", "comment", "transition", "linkback", "finding_write", "remote_link")
 OUTCOMES = ("success", "partial", "failure")
 DURATION_BUCKETS = (1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
 # Error codes botocore's standard/adaptive retry modes treat as throttling (plus HTTP 429 itself).
@@ -48,7 +49,16 @@ class Metrics:
         self.issues_reopened = counter("issues_reopened_total", "Jira issues reopened because the finding returned.")
         self.findings_skipped = counter("findings_skipped_total", "Findings a rule (or their state) skipped.")
         self.findings_invalid = counter("findings_invalid_total", "Malformed findings that were reported and skipped.")
-        self.errors = counter("errors_total", "Failures by kind: create, update, linkback, cycle.", ("kind",))
+        self.errors = counter("errors_total", "Failures by kind: create, update, transition, linkback, cycle, "
+                              "startup, auth (Jira refused the token).", ("kind",))
+        self.stuck_items = Gauge(PREFIX + "stuck_items", "Writes waiting in the retry queue, by kind (failed, "
+                                 "backing off, retried without anyone acting).", ("kind",), registry=self.registry)
+        self.jira_token_rejected = Gauge(PREFIX + "jira_token_rejected", "1 while Jira refuses the token (HTTP "
+                                         "401: expired or revoked?), 0 once it is accepted.", registry=self.registry)
+        self.consecutive_failures_gauge = Gauge(PREFIX + "consecutive_failures", "Failed start-ups or cycles in a "
+                                                "row (0 after a cycle that ran).", registry=self.registry)
+        self._consecutive_failures = 0
+        self._last_failure = ""
         self.api_calls = counter("api_calls_total", "HTTP requests sent (each retry counts).",
                                  ("service", "operation"))
         self.throttles = counter("throttles_total", "Requests answered as throttled (429 or a throttling code).",
@@ -61,10 +71,17 @@ class Metrics:
         self.last_success_timestamp = Gauge(PREFIX + "last_success_timestamp_seconds",
                                             "Unix time the last cycle completed (0: none yet).",
                                             registry=self.registry)
+        self.scope_errors = Gauge(PREFIX + "scope_errors",
+                                  "1 while an account/region cannot be read (skipped, tried again each cycle), "
+                                  "0 once it is read again.", ("account", "region", "reason"),
+                                  registry=self.registry)
+        self._failing_scopes: dict[tuple[str, str, str], None] = {}
         for kind in ERROR_KINDS:  # known series exist from the start, so rate() and alerts see a 0, not nothing
             self.errors.labels(kind=kind)
         for outcome in OUTCOMES:
             self.cycles.labels(outcome=outcome)
+        for kind in STUCK_KINDS:
+            self.stuck_items.labels(kind=kind)
 
     @property
     def last_success(self) -> float | None:
@@ -72,12 +89,46 @@ class Metrics:
         with self._lock:
             return self._last_success
 
-    def observe_cycle(self, report: object | None, duration: float, ok: bool, now: float) -> None:
+    @property
+    def consecutive_failures(self) -> tuple[int, str]:
+        """Failed start-ups or cycles in a row, and the last one's reason."""
+        with self._lock:
+            return self._consecutive_failures, self._last_failure
+
+    def _failed(self, reason: str) -> None:
+        with self._lock:
+            self._consecutive_failures += 1
+            self._last_failure = reason
+            self.consecutive_failures_gauge.set(self._consecutive_failures)
+
+    def observe_startup_failure(self, reason: str, *, auth: bool = False) -> None:
+        """A start-up that failed (Jira unreachable, token refused, ...): counted like a failed cycle."""
+        self.errors.labels(kind="startup").inc()
+        if auth:
+            self.errors.labels(kind="auth").inc()
+            self.jira_token_rejected.set(1)
+        self._failed(f"start-up failed: {reason}")
+
+    def observe_auth(self, rejected: bool) -> None:
+        """Whether Jira refused the token at the last attempt (a cycle's 401, or its success)."""
+        if rejected:
+            self.errors.labels(kind="auth").inc()
+        self.jira_token_rejected.set(1 if rejected else 0)
+
+    def set_stuck(self, counts: dict[str, int]) -> None:
+        """The retry queue's size by kind (every known kind, 0 included)."""
+        for kind in (*STUCK_KINDS, *counts):
+            self.stuck_items.labels(kind=kind).set(counts.get(kind, 0))
+
+    def observe_cycle(self, report: object | None, duration: float, ok: bool, now: float,
+                      reason: str = "") -> None:
         """Count one cycle. `report` is a CycleReport (or None when the cycle raised before it had one);
         `ok` says the cycle completed, which is what health checks look at, even with per-item errors."""
         def n(name: str) -> int:
             return max(0, int(getattr(report, name, 0) or 0))
 
+        if report is not None:
+            self.observe_scope_errors(getattr(report, "scope_errors", None) or [])
         self.findings_read.inc(n("read"))
         self.issues_created.inc(n("created"))
         self.issues_updated.inc(n("updated"))
@@ -88,17 +139,42 @@ class Metrics:
         self.linkbacks_written.inc(n("linkbacks"))
         self.errors.labels(kind="create").inc(n("create_errors"))
         self.errors.labels(kind="update").inc(n("update_errors"))
+        self.errors.labels(kind="transition").inc(n("transition_errors"))
         self.errors.labels(kind="linkback").inc(n("linkback_failures"))
         self.cycle_duration.observe(max(0.0, duration))
         if not ok:
             self.errors.labels(kind="cycle").inc()
             self.cycles.labels(outcome="failure").inc()
+            self._failed(f"cycle failed: {reason}" if reason else "cycle failed")
             return
-        item_errors = n("create_errors") + n("update_errors") + n("linkback_failures")
+        with self._lock:
+            self._consecutive_failures = 0
+            self._last_failure = ""
+            self.consecutive_failures_gauge.set(0)
+        item_errors = (n("create_errors") + n("update_errors") + n("transition_errors") + n("linkback_failures")
+                       + len(getattr(report, "errors", None) or []))
         self.cycles.labels(outcome="partial" if item_errors else "success").inc()
         with self._lock:
             self._last_success = now
         self.last_success_timestamp.set(now)
+
+    def observe_scope_errors(self, failing: list[tuple[str, str, str]]) -> None:
+        """The (account, region, reason) that failed in the last cycle: their gauge goes to 1, and the series
+        of scopes that are readable again go to 0 (kept, so an alert sees the recovery)."""
+        now = {(str(a), str(r), str(why)): None for a, r, why in failing}
+        with self._lock:
+            for labels in self._failing_scopes:
+                if labels not in now:
+                    self.scope_errors.labels(*labels).set(0)
+            for labels in now:
+                self.scope_errors.labels(*labels).set(1)
+            self._failing_scopes = now
+
+    @property
+    def failing_scopes(self) -> list[dict[str, str]]:
+        """The accounts/regions that failed in the last cycle, for /healthz."""
+        with self._lock:
+            return [{"account": a, "region": r, "reason": why} for a, r, why in self._failing_scopes]
 
     def count_call(self, service: str, operation: str) -> None:
         self.api_calls.labels(service=service, operation=operation).inc()

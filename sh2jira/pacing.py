@@ -6,6 +6,14 @@ up to 20 s, adaptive mode starts limiting only after the first throttle), so a c
 spends its time in back-off. A token bucket per (operation, scope) that reserves a slot and sleeps until it is
 due keeps every call inside the quota, and several threads sharing a bucket get their slots in turn.
 
+A Pacer's buckets start *empty*, filling from the moment the Pacer is made (process start). A full burst at
+start would assume the server's bucket is full too, but a cron run that starts right after another finds it
+spent (the previous run paced itself down to it), and its first calls were throttled: 2-4 GetFindings 429s per
+run. An empty bucket that fills at `share` of the server's rate can never hold more than the server's does, so no
+call is sent that the server would refuse, whatever ran before (one process at a time: the ledger's lease). The
+cost is small: the first call of an operation waits at most one slot (1/2.85 s for GetFindings), and a scope
+first used later in the run finds its bucket already filled since the start.
+
 The clock and the sleeper are injected, so tests move time instead of waiting.
 """
 
@@ -56,13 +64,14 @@ class Limiter:
     """
 
     def __init__(self, quota: Quota, *, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, empty_since: float | None = None) -> None:
         self.quota = quota
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
-        self._tokens = float(quota.burst)
-        self._last = clock()
+        # Full burst, or (empty_since given) empty at that moment and filling since then.
+        self._tokens = float(quota.burst) if empty_since is None else 0.0
+        self._last = clock() if empty_since is None else empty_since
         self.calls = 0
         self.waits = 0  # calls that had to wait
         self.waited = 0.0  # seconds spent waiting, summed over callers
@@ -111,16 +120,19 @@ class Limiter:
 class Pacer:
     """One Limiter per (operation, scope), made on first use from a table of quotas.
 
-    `scope` separates what the service counts separately: for Security Hub, the region of the client (one
-    account per process). An operation with no quota and no `default` is not paced.
+    `scope` separates what the service counts separately: for Security Hub, the account and region of the
+    client. An operation with no quota and no `default` is not paced. Buckets start empty as of the Pacer's
+    creation (see the module docstring); `full_start=True` gives them their full burst instead.
     """
 
     def __init__(self, quotas: Mapping[str, Quota], default: Quota | None = None, *,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+                 full_start: bool = False) -> None:
         self.quotas = dict(quotas)
         self.default = default
         self._clock = clock
         self._sleep = sleep
+        self._origin = None if full_start else clock()
         self._limiters: dict[tuple[str, str], Limiter] = {}
         self._lock = threading.Lock()
 
@@ -141,7 +153,8 @@ class Pacer:
         with self._lock:
             found = self._limiters.get((operation, scope))
             if found is None:
-                found = self._limiters[(operation, scope)] = Limiter(quota, clock=self._clock, sleep=self._sleep)
+                found = self._limiters[(operation, scope)] = Limiter(quota, clock=self._clock, sleep=self._sleep,
+                                                                     empty_since=self._origin)
             return found
 
     def acquire(self, operation: str, scope: str = "") -> float:

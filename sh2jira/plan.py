@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,8 +19,10 @@ from .ledger import CLOSED, CREATING, FAILED, OPEN, SUPERSEDED, Entry
 from .rulebook import Decision, Route, Rulebook, decide
 
 MANAGED_LABEL = "sh2jira"  # on every issue sh2jira manages: lets JQL find them all
+DEFAULT_SUPPRESS = ("Won't Do", "Won't Fix", "Risk Accepted")  # resolutions that mean SUPPRESSED, not RESOLVED
 LINK_FIELD_KEY = "sh2jira_issue"  # UserDefinedFields key carrying the issue key on the finding
 LINK_FIELD_URL = "sh2jira_url"
+IDENTITY_PROPERTY = "sh2jira.finding"  # issue entity property: the finding's identity (see `identity`)
 LINK_FIELD_STATUS = "sh2jira_status"  # "open" while the issue is open: lets GetFindings find findings that
 # someone resolved or suppressed in Security Hub (BatchUpdateFindings does not move UpdatedAt)
 
@@ -38,6 +40,7 @@ class IssueDraft:
     components: tuple[str, ...] = ()
     assignee: str | None = None
     custom_fields: Mapping[str, Any] = field(default_factory=dict)
+    properties: Mapping[str, Any] = field(default_factory=dict)  # issue entity properties, set at create
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,7 @@ class Plan:
     reopens: list[Transition] = field(default_factory=list)
     unchanged: int = 0
     entries: list[Entry] = field(default_factory=list)  # ledger-only writes (link-back flags, aliases)
+    finding_writes: list[FindingWrite] = field(default_factory=list)  # Jira-side closures not yet on the finding
 
     def extend(self, other: Plan) -> None:
         self.creates += other.creates
@@ -101,6 +105,7 @@ class Plan:
         self.reopens += other.reopens
         self.unchanged += other.unchanged
         self.entries += other.entries
+        self.finding_writes += other.finding_writes
 
 
 def alias_of(finding: Finding) -> str:
@@ -151,7 +156,17 @@ def draft_issue(finding: Finding, route: Route, rulebook: Rulebook, *, with_desc
         components=route.components,
         assignee=route.assignee,
         custom_fields=dict(route.fields),
+        properties={IDENTITY_PROPERTY: identity(finding)},
     )
+
+
+def identity(finding: Finding, scope: str = "") -> dict[str, str]:
+    """The finding's identity as its issue carries it (entity property `sh2jira.finding`): enough to rebuild a
+    lost ledger entry from Jira alone, including the Security Hub scope its writes go to."""
+    out = {"key": finding.key.digest, "id": finding.id, "product_arn": finding.key.product_arn}
+    if scope:
+        out["scope"] = scope
+    return out
 
 
 def owned_labels(finding: Finding, route: Route) -> tuple[str, ...]:
@@ -201,7 +216,8 @@ def decode_fingerprint(text: str) -> dict[str, str]:
 
 
 def plan_page(findings: list[Finding], rulebook: Rulebook, by_key: Mapping[str, Entry],
-              by_alias: Mapping[str, Entry], *, link_back: str = "full") -> Plan:
+              by_alias: Mapping[str, Entry], *, link_back: str = "full",
+              suppress_resolutions: Iterable[str] = DEFAULT_SUPPRESS) -> Plan:
     """Decide what to do with one page of findings, given their ledger entries (by key and by alias)."""
     plan = Plan()
     seen: set[str] = set()
@@ -217,7 +233,7 @@ def plan_page(findings: list[Finding], rulebook: Rulebook, by_key: Mapping[str, 
         if entry is None or entry.state == FAILED:
             _plan_untracked(finding, decision, rulebook, plan, entry)
         elif entry.state in (OPEN, CLOSED):
-            _plan_tracked(finding, decision, rulebook, entry, plan, link_back)
+            _plan_tracked(finding, decision, rulebook, entry, plan, link_back, frozenset(suppress_resolutions))
         else:  # CREATING: recovered before planning; SUPERSEDED: replaced by a newer finding
             plan.unchanged += 1
     return plan
@@ -265,28 +281,47 @@ def needs_link_back(finding: Finding, entry: Entry, mode: str) -> bool:
     if finding.workflow_status == "NEW":
         return True
     if mode == "full":
-        udf = finding.raw.get("UserDefinedFields") or {}
-        return isinstance(udf, Mapping) and udf.get(LINK_FIELD_KEY) != entry.issue_key
+        return linked_issue(finding) != entry.issue_key
     return False
 
 
+def linked_issue(finding: Finding) -> str:
+    """The issue key the finding's link-back names ('' when it has none)."""
+    udf = finding.raw.get("UserDefinedFields") or {}
+    return str(udf.get(LINK_FIELD_KEY) or "") if isinstance(udf, Mapping) else ""
+
+
 def _plan_tracked(finding: Finding, decision: Decision, rulebook: Rulebook, entry: Entry, plan: Plan,
-                  link_back: str) -> None:
+                  link_back: str, suppress_resolutions: frozenset[str] = frozenset()) -> None:
     reason = gone_reason(finding)
     if entry.state == OPEN and reason:
         when = str(finding.raw.get("ProcessedAt") or finding.updated_at or "")
         plan.resolves.append(Transition(finding, entry.issue_key, render.closure_comment(reason, when),
-                                        entry.with_(state=CLOSED, finding_updated_at=finding.updated_at,
-                                                    linkback_pending=link_back != "off")))
+                                        _identified(entry, finding).with_(
+                                            state=CLOSED, finding_updated_at=finding.updated_at,
+                                            linkback_pending=link_back != "off")))
         return
     if entry.state == CLOSED:
+        rebuilt = decode_fingerprint(entry.fingerprint)
+        if "description" not in rebuilt and finding.is_active and finding.compliance_status != "PASSED" \
+                and finding.workflow_status == "NOTIFIED":
+            # Rebuilt from a done issue, while the finding still shows sh2jira's link-back: the closure made in
+            # Jira never reached the finding (the ledger was lost first). Write it now; reopening would undo a
+            # person's decision.
+            plan.finding_writes.append(closure_write(_identified(entry, finding), rebuilt.get("resolution", ""),
+                                                     suppress_resolutions, ""))
+            return
         if not came_back(finding):
+            if not entry.finding_id:  # rebuilt from Jira: learn the finding's identity, write nothing to Jira
+                plan.entries.append(_identified(entry, finding))
             plan.unchanged += 1
             return
-        # Reopen first; the fields follow on the next read (the empty fingerprint makes every field "changed").
+        # Reopen only. The fingerprint is kept: it still says what the issue holds, so the fields that really
+        # changed while the issue was closed follow on the finding's next read, and the others are not rewritten.
         plan.reopens.append(Transition(finding, entry.issue_key, render.reopen_comment(finding),
-                                       entry.with_(state=OPEN, fingerprint="", finding_updated_at=finding.updated_at,
-                                                   linkback_pending=link_back != "off")))
+                                       _identified(entry, finding).with_(
+                                           state=OPEN, finding_updated_at=finding.updated_at,
+                                           linkback_pending=link_back != "off")))
         return
     route = decision.route
     if route is None:  # a rule now says skip: the issue stays as it is, sh2jira stops editing it
@@ -296,6 +331,14 @@ def _plan_tracked(finding: Finding, decision: Decision, rulebook: Rulebook, entr
                         with_description=False)
     hashes = _field_hashes(finding, draft)
     old = decode_fingerprint(entry.fingerprint)
+    adopted = "description" not in old  # rebuilt from Jira: what the issue holds is only partly known
+    if adopted:
+        # Summary and priority were read from Jira (their hashes are in the fingerprint); the description cannot
+        # be compared cheaply, so it is taken as current. Labels are only added, never removed: the issue's
+        # labels were read from Jira, and those a person added must stay.
+        old = {**old, "description": hashes["description"][:16]}
+        entry = entry.with_(labels=tuple(lb for lb in entry.labels if lb in draft.labels) or entry.labels,
+                            changed_at=entry.changed_at)
     stale = {name for name, h in hashes.items() if old.get(name) != h[:16]}
     if "description" in stale:  # rendered only when it changed
         draft = dataclasses.replace(draft, description=render.description(
@@ -306,22 +349,34 @@ def _plan_tracked(finding: Finding, decision: Decision, rulebook: Rulebook, entr
     labels_add = tuple(lb for lb in draft.labels if lb not in entry.labels)
     labels_remove = tuple(lb for lb in entry.labels if lb not in draft.labels)
     comment = None
-    if entry.severity != finding.severity_label or entry.priority != draft.priority:
+    severity_known = bool(entry.severity) or not adopted
+    if (severity_known and entry.severity != finding.severity_label) or entry.priority != draft.priority:
         comment = render.severity_comment(entry.severity, finding.severity_label, entry.priority, draft.priority)
-    new_entry = entry.with_(fingerprint=encode_fingerprint(hashes), severity=finding.severity_label,
-                            priority=draft.priority, labels=draft.labels, finding_updated_at=finding.updated_at,
-                            alias=alias_of(finding))
-    relink = needs_link_back(finding, entry, link_back)
+    new_entry = _identified(entry, finding).with_(
+        fingerprint=encode_fingerprint(hashes), severity=finding.severity_label, priority=draft.priority,
+        labels=draft.labels, finding_updated_at=finding.updated_at, alias=alias_of(finding))
+    named = linked_issue(finding)  # an adopted entry's link-back is checked once: it may name a duplicate
+    relink = needs_link_back(finding, entry, link_back) or (
+        adopted and entry.state == OPEN and (link_back == "full" or (link_back != "off" and named != ""))
+        and named != entry.issue_key)
     if relink:
         new_entry = new_entry.with_(linkback_pending=True)
     if changed or labels_add or labels_remove or comment:
         plan.updates.append(Update(finding, entry.issue_key, changed, labels_add, labels_remove, comment,
                                    new_entry))
-    elif relink or new_entry.key != entry.key or new_entry.finding_updated_at != entry.finding_updated_at:
+    elif (relink or adopted or new_entry.key != entry.key or new_entry.finding_id != entry.finding_id
+          or new_entry.finding_updated_at != entry.finding_updated_at):
         plan.entries.append(new_entry)
         plan.unchanged += 1
     else:
         plan.unchanged += 1
+
+
+def _identified(entry: Entry, finding: Finding) -> Entry:
+    """The entry with the finding's identity filled in (an entry rebuilt from an old issue may lack it)."""
+    if entry.finding_id and entry.product_arn:
+        return entry
+    return entry.with_(finding_id=finding.id, product_arn=finding.key.product_arn, changed_at=entry.changed_at)
 
 
 def _resolver(issue: Mapping[str, Any]) -> str:
@@ -334,12 +389,23 @@ def _resolver(issue: Mapping[str, Any]) -> str:
     return ""
 
 
+def closure_write(entry: Entry, resolution: str, suppress_resolutions: Iterable[str], who: str) -> FindingWrite:
+    """The write that tells a finding its issue was resolved in Jira: RESOLVED, or SUPPRESSED for a won't-fix
+    resolution, with a Note naming the issue, the resolution and who resolved it."""
+    suppress = {r.casefold() for r in suppress_resolutions}
+    status = "SUPPRESSED" if resolution.casefold() in suppress else "RESOLVED"
+    by = f" by {who}" if who else ""
+    note = f"Jira issue {entry.issue_key} was resolved ({resolution or 'no resolution'}){by}."
+    values = {"Workflow": {"Status": status}, "Note": {"Text": note[:512], "UpdatedBy": "sh2jira"},
+              "UserDefinedFields": {LINK_FIELD_STATUS: "closed"}}
+    return FindingWrite(entry.with_(state=CLOSED, linkback_pending=False), values, status.lower())
+
+
 def plan_jira_changes(issues: Sequence[Mapping[str, Any]], by_issue: Mapping[str, Entry],
                       suppress_resolutions: set[str]) -> list[FindingWrite]:
     """Issues a person resolved or reopened in Jira → writes to their findings. sh2jira's own transitions
     already set the ledger state, so reading them back changes nothing (no ping-pong)."""
     writes: list[FindingWrite] = []
-    suppress = {r.casefold() for r in suppress_resolutions}
     for issue in issues:
         entry = by_issue.get(str(issue.get("key")))
         if entry is None or entry.state not in (OPEN, CLOSED):
@@ -350,11 +416,7 @@ def plan_jira_changes(issues: Sequence[Mapping[str, Any]], by_issue: Mapping[str
         who = _resolver(issue)
         by = f" by {who}" if who else ""
         if category == "done" and entry.state == OPEN:
-            status = "SUPPRESSED" if resolution.casefold() in suppress else "RESOLVED"
-            note = f"Jira issue {entry.issue_key} was resolved ({resolution or 'no resolution'}){by}."
-            values = {"Workflow": {"Status": status}, "Note": {"Text": note[:512], "UpdatedBy": "sh2jira"},
-                      "UserDefinedFields": {LINK_FIELD_STATUS: "closed"}}
-            writes.append(FindingWrite(entry.with_(state=CLOSED, linkback_pending=False), values, status.lower()))
+            writes.append(closure_write(entry, resolution, suppress_resolutions, who))
         elif category != "done" and category is not None and entry.state == CLOSED:
             note = f"Jira issue {entry.issue_key} was reopened{by}."
             values = {"Workflow": {"Status": "NOTIFIED"}, "Note": {"Text": note[:512], "UpdatedBy": "sh2jira"},
@@ -364,5 +426,5 @@ def plan_jira_changes(issues: Sequence[Mapping[str, Any]], by_issue: Mapping[str
 
 
 __all__ = ["Create", "FindingWrite", "IssueDraft", "Plan", "Skip", "Transition", "Update", "alias_of", "came_back",
-           "draft_issue", "gone_reason", "needs_link_back", "plan_jira_changes", "plan_page", "untracked_reason",
-           "CREATING"]
+           "closure_write", "draft_issue", "gone_reason", "identity", "linked_issue", "needs_link_back",
+           "plan_jira_changes", "plan_page", "untracked_reason", "CREATING"]

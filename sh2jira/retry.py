@@ -135,7 +135,10 @@ def _retry_after(exc: BaseException | None, now: float) -> float | None:
     response = exc.response if isinstance(exc, JIRAError) else None
     if response is None:
         return None
-    return parse_retry_after(response.headers.get("Retry-After"), now)
+    wait = parse_retry_after(response.headers.get("Retry-After"), now)
+    if wait is None:  # Jira Cloud's newer header family (FACTS.md: Beta-RateLimit*, Beta-Retry-After)
+        wait = parse_retry_after(response.headers.get("Beta-Retry-After"), now)
+    return wait
 
 
 def send(policy: RetryPolicy, do: Callable[[], requests.Response], *, method: str, what: str,

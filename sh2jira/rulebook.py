@@ -27,7 +27,7 @@ from pydantic import (
 )
 
 from .finding import Finding
-from .matchers import MATCHERS, Matcher
+from .matchers import GLOB_PATTERN, MATCHERS, Matcher, glob_problem
 
 SeverityLabel = Literal["CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL"]
 ComplianceStatus = Literal["PASSED", "WARNING", "FAILED", "NOT_AVAILABLE"]
@@ -80,8 +80,16 @@ _FIELD_ID = shaped(r"^[A-Za-z_][A-Za-z0-9_]*$", "is not a Jira field id (like cu
 _ACCOUNT = shaped(r"^[0-9]{12}$", "is not a 12-digit AWS account id")
 _REGION = shaped(r"^[a-z]{2}(-[a-z]+)+-[0-9]+$", "is not an AWS region name (like eu-west-1)")
 
+def _glob_ok(pattern: str) -> str:
+    problem = glob_problem(pattern)
+    if problem is not None:
+        raise ValueError(problem)
+    return pattern
+
+
 Text = Annotated[str, StringConstraints(min_length=1)]
-Glob = Annotated[str, StringConstraints(min_length=1)]
+Glob = Annotated[str, StringConstraints(min_length=1), AfterValidator(_glob_ok),
+                 Field(json_schema_extra={"pattern": GLOB_PATTERN})]
 Regex = Annotated[str, StringConstraints(min_length=1), AfterValidator(_compiles), Field(json_schema_extra={
     "format": "regex"})]
 Label = Annotated[str, StringConstraints(min_length=1, max_length=255), _LABEL[0], _LABEL[1]]
@@ -181,12 +189,18 @@ class Rule(Section):
 
 
 class Filters(Section):
-    """Coarse server-side filters for GetFindings; findings they exclude are never read."""
+    """Coarse filters. product, account and region go to GetFindings (findings they exclude are never read);
+    severity is applied by sh2jira to findings without an issue (see `coarse_filters` for why)."""
 
-    severity: list[SeverityLabel] = Field(default_factory=list, max_length=MAX_FILTER_VALUES)
-    product: list[Text] = Field(default_factory=list, max_length=MAX_FILTER_VALUES)
-    account: list[AccountId] = Field(default_factory=list, max_length=MAX_FILTER_VALUES)
-    region: list[RegionName] = Field(default_factory=list, max_length=MAX_FILTER_VALUES)
+    severity: list[SeverityLabel] = Field(default_factory=list, max_length=MAX_FILTER_VALUES, description=(
+        "Severities a finding without an issue must have to get one. Applied by sh2jira, not Security Hub: every "
+        "severity is read, so a tracked finding that drops to an unlisted severity is still updated or resolved."))
+    product: list[Text] = Field(default_factory=list, max_length=MAX_FILTER_VALUES, description=(
+        "Exact ProductName values (sent to GetFindings: other products are never read)."))
+    account: list[AccountId] = Field(default_factory=list, max_length=MAX_FILTER_VALUES, description=(
+        "Account ids, quoted (sent to GetFindings: other accounts are never read)."))
+    region: list[RegionName] = Field(default_factory=list, max_length=MAX_FILTER_VALUES, description=(
+        "The finding's Region (sent to GetFindings: other regions are never read)."))
 
 
 class Rulebook(Section):

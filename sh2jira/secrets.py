@@ -19,7 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 log = logging.getLogger(__name__)
 
-ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"  # same text as config.ENV_NAME_PATTERN: its errors never echo
+# An environment variable's name as people write them: capitals, digits and _ (SH2JIRA_JIRA_TOKEN). Stricter than
+# POSIX on purpose: every pasted Jira token (Cloud ATATT..., a Data Center PAT) has lower-case letters, so it is
+# refused here, and config errors about it never echo the value.
+ENV_NAME_PATTERN = r"^[A-Z_][A-Z0-9_]{0,127}$"
 _SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:([a-z0-9-]+):\d{12}:secret:.+$")
 _BODY_MARKERS = (b'"SecretString"', b'"SecretBinary"')
 

@@ -6,6 +6,13 @@ modes (configured, not hand-written); what is still unprocessed after that is re
 Every call names a *scope*: a region (the default credential chain) or "<account_id>/<region>" (a member
 account, reached by assuming a role there). The Syncer treats scopes as opaque: each has its own cursor, and
 ledger entries remember theirs, so link-backs go back through the same account and region.
+
+Scope isolation: in an organisation of many accounts one of them always has a problem (a role removed, Security
+Hub not enabled, a region opted out, an SCP denying access). A call that fails because of its scope marks that
+scope *unavailable* for the rest of the cycle and raises ScopeUnavailable; reads of it then fail at once and
+writes to it come back as Unprocessed with code SCOPE_UNAVAILABLE (so they stay pending and are retried), and
+the other scopes go on. `begin_cycle` gives every scope a new chance. Errors about the request itself
+(InvalidInputException, botocore's parameter validation) are not scope failures: they stay per item.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import boto3
 import botocore.session
 from botocore.config import Config as BotoConfig
 from botocore.credentials import CredentialProvider, CredentialResolver, DeferredRefreshableCredentials
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +67,67 @@ class Unprocessed:
 
 
 class HubSetupError(RuntimeError):
-    """Security Hub cannot be used as configured (a role that cannot be assumed, aggregation not on)."""
+    """Security Hub cannot be used as configured (a role that cannot be assumed, aggregation not on).
+    `reason` is a short token for metrics ("AssumeRole:AccessDenied", "NoFindingAggregator", ...)."""
+
+    def __init__(self, message: str, reason: str = "SetupError") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+SCOPE_UNAVAILABLE = "ScopeUnavailable"  # Unprocessed.code of a write to a scope that cannot be reached this cycle
+# Error codes that say the request was wrong, not the scope: they fail in every scope alike and stay per item.
+REQUEST_ERROR_CODES = frozenset({"InvalidInputException", "ValidationException"})
+
+
+class ScopeUnavailable(HubSetupError):
+    """One account/region cannot be read or written this cycle; the others go on."""
+
+    def __init__(self, scope: str, reason: str, detail: str) -> None:
+        self.scope = scope
+        self.detail = detail
+        super().__init__(f"{describe_scope(scope)}: {detail}", reason)
+
+    @property
+    def account(self) -> str:
+        return split_scope(self.scope)[0] or ""
+
+    @property
+    def region(self) -> str:
+        return split_scope(self.scope)[1]
+
+
+class NoScopeReadable(HubSetupError):
+    """Not one scope could be read: sh2jira could not run (exit 1), as opposed to some scopes failing."""
+
+    def __init__(self, failures: Sequence[ScopeUnavailable]) -> None:
+        self.failures = list(failures)
+        self.report: Any = None  # the cycle's report, when a cycle (not the start-up) found this
+        if len(self.failures) == 1:
+            message = str(self.failures[0])
+        else:
+            message = "no Security Hub account or region could be read: " + "; ".join(map(str, self.failures))
+        super().__init__(message, "NoScopeReadable")
+
+
+def scope_failure(exc: BaseException) -> str | None:
+    """The reason label when `exc` means its scope cannot be used now, None when it is about the request.
+
+    AssumeRole failures (surfacing from the credential refresh inside any call) read "AssumeRole:<code>"; other
+    AWS errors their code (InvalidAccessException: Security Hub not enabled there; AccessDeniedException;
+    LimitExceededException after botocore's retries); connection problems the botocore exception's name."""
+    if isinstance(exc, HubSetupError):
+        return exc.reason
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", "") or "Unknown")
+        if exc.operation_name == "AssumeRole":
+            return f"AssumeRole:{code}"
+        return None if code in REQUEST_ERROR_CODES else code
+    if isinstance(exc, ParamValidationError):
+        return None
+    if isinstance(exc, BotoCoreError):
+        return type(exc).__name__
+    return None
 
 
 @dataclass(frozen=True)
@@ -170,26 +237,32 @@ class ScopedClients:
                 self._sessions[account] = assumed_role_session(self._base, role, region)
         return self._sessions[account]
 
-    def assume_roles(self, scope_list: Sequence[str]) -> None:
-        """Assume each account's role now, so that a role that cannot be assumed stops sh2jira at start-up
-        with its ARN named, not in the middle of a cycle."""
-        for scope in scope_list:
-            account, region = split_scope(scope)
-            if account is None:
-                continue
-            with self._lock:
-                session = self._session(account, region)
-            role = self._roles[account]
-            try:
-                credentials = session.get_credentials()
-                if credentials is None:
-                    raise HubSetupError(f"no credentials for account {account}")
-                credentials.get_frozen_credentials()
-            except (ClientError, BotoCoreError) as exc:
-                raise HubSetupError(
-                    f"cannot assume {role.role_arn(self._base.get_partition_for_region(region))} for account "
-                    f"{account}{' (with the configured external_id)' if role.external_id else ''}: "
-                    f"{_reason(exc)}") from None
+    def assume_role(self, scope: str) -> None:
+        """Assume the scope's role now (nothing for the default chain), so that a role that cannot be assumed
+        is named with its ARN; raises HubSetupError with reason "AssumeRole:<code>"."""
+        account, region = split_scope(scope)
+        if account is None:
+            return
+        with self._lock:
+            session = self._session(account, region)
+        role = self._roles.get(account)
+        if role is None:
+            return
+        try:
+            credentials = session.get_credentials()
+            if credentials is None:
+                raise HubSetupError(f"no credentials for account {account}", "NoCredentials")
+            credentials.get_frozen_credentials()
+        except (ClientError, BotoCoreError) as exc:
+            raise HubSetupError(
+                f"cannot assume {role.role_arn(self._base.get_partition_for_region(region))} for account "
+                f"{account}{' (with the configured external_id)' if role.external_id else ''}: "
+                f"{_reason(exc)}", _assume_reason(exc)) from None
+
+
+def _assume_reason(exc: Exception) -> str:
+    reason = scope_failure(exc) or type(exc).__name__
+    return reason if reason.startswith("AssumeRole:") else f"AssumeRole:{reason}"
 
 
 def _reason(exc: Exception) -> str:
@@ -211,22 +284,79 @@ def client_factory(*, endpoint_url: str | None = None, retry_mode: str = "standa
 
 
 class SecurityHub:
-    """Reads and link-back writes against one or more scopes (or one home region per account with aggregation)."""
+    """Reads and link-back writes against one or more scopes (or one home region per account with aggregation).
 
-    def __init__(self, clients: ClientFactory, page_size: int = 100) -> None:
+    `preflight(scope)` (role assumed, aggregator there) runs before a scope's first read or write and again each
+    cycle until it passes once; a scope that fails it, or any call, is unavailable until `begin_cycle`."""
+
+    def __init__(self, clients: ClientFactory, page_size: int = 100,
+                 preflight: Callable[[str], None] | None = None) -> None:
         self._clients = clients
         self.page_size = page_size
         self.calls: dict[str, int] = {}
+        self._preflight = preflight
+        self._checked: set[str] = set()
+        self._down: dict[str, ScopeUnavailable] = {}
+        self._scope_lock = threading.RLock()  # the link-back thread and the main loop share these
+
+    # -- scope isolation -------------------------------------------------------------------------------------
+    def begin_cycle(self) -> None:
+        """Every scope that failed gets another chance (a fixed role, Security Hub enabled since)."""
+        with self._scope_lock:
+            self._down.clear()
+
+    @property
+    def unavailable(self) -> dict[str, ScopeUnavailable]:
+        """The scopes that failed in this cycle, by scope, with why."""
+        with self._scope_lock:
+            return dict(self._down)
+
+    def ready(self, scope: str) -> None:
+        """Raise ScopeUnavailable if `scope` failed this cycle or fails its preflight now."""
+        with self._scope_lock:
+            down = self._down.get(scope)
+            if down is not None:
+                raise down
+            if self._preflight is None or scope in self._checked:
+                return
+            try:
+                self._preflight(scope)
+            except ScopeUnavailable:
+                raise
+            except HubSetupError as exc:
+                raise self._mark(scope, exc.reason, str(exc)) from None
+            self._checked.add(scope)
+
+    def _mark(self, scope: str, reason: str, detail: str) -> ScopeUnavailable:
+        with self._scope_lock:
+            found = self._down.get(scope)
+            if found is not None:
+                return found
+            error = self._down[scope] = ScopeUnavailable(scope, reason, detail)
+        log.error("%s cannot be used (%s); it is skipped this cycle and tried again next cycle: %s",
+                  describe_scope(scope), reason, detail, extra={"region": error.region, "account": error.account})
+        return error
 
     def _call(self, region: str, op: str, **kwargs: Any) -> dict[str, Any]:
+        down = self._down.get(region)
+        if down is not None:
+            raise down
         self.calls[op] = self.calls.get(op, 0) + 1
-        method = getattr(self._clients(region), op)
-        result: dict[str, Any] = method(**kwargs)
+        try:
+            method = getattr(self._clients(region), op)
+            result: dict[str, Any] = method(**kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            reason = scope_failure(exc)
+            if reason is None:
+                raise
+            raise self._mark(region, reason, _reason(exc)) from None
         return result
 
+    # -- reads and writes --------------------------------------------------------------------------------------
     def pages(self, region: str, filters: Mapping[str, Any],
               sort_field: str = "UpdatedAt", sort_order: str = "asc") -> Iterator[list[dict[str, Any]]]:
         """All pages of GetFindings for these filters, oldest change first (so a cursor can follow)."""
+        self.ready(region)
         token: str | None = None
         while True:
             kwargs: dict[str, Any] = {"Filters": dict(filters), "MaxResults": self.page_size,
@@ -252,11 +382,18 @@ class SecurityHub:
 
     def update(self, region: str, identifiers: Sequence[Mapping[str, str]],
                values: Mapping[str, Any]) -> list[Unprocessed]:
-        """BatchUpdateFindings with one set of values for all identifiers, in calls of 100."""
+        """BatchUpdateFindings with one set of values for all identifiers, in calls of 100. In a scope that is
+        unavailable this cycle, the findings not yet written come back with code SCOPE_UNAVAILABLE."""
         failed: list[Unprocessed] = []
         for i in range(0, len(identifiers), MAX_IDS_PER_UPDATE):
             chunk = [dict(x) for x in identifiers[i : i + MAX_IDS_PER_UPDATE]]
-            reply = self._call(region, "batch_update_findings", FindingIdentifiers=chunk, **values)
+            try:
+                self.ready(region)
+                reply = self._call(region, "batch_update_findings", FindingIdentifiers=chunk, **values)
+            except ScopeUnavailable as exc:
+                failed += [Unprocessed(x.get("Id", ""), x.get("ProductArn", ""), SCOPE_UNAVAILABLE, str(exc))
+                           for x in identifiers[i:]]
+                return failed
             for item in reply.get("UnprocessedFindings", []):
                 ident = item.get("FindingIdentifier", {})
                 failed.append(Unprocessed(ident.get("Id", ""), ident.get("ProductArn", ""),
@@ -286,19 +423,20 @@ def check_aggregation(hub: SecurityHub, scope: str) -> dict[str, Any]:
     try:
         found = hub.aggregator(scope)
     except ClientError as exc:
-        raise HubSetupError(f"cannot check cross-region aggregation in {where}: {_reason(exc)}") from None
+        raise HubSetupError(f"cannot check cross-region aggregation in {where}: {_reason(exc)}",
+                            scope_failure(exc) or "AggregatorCheck") from None
     if found is None:
         raise HubSetupError(
             f"securityhub.aggregation is true, but {where} has no finding aggregator, so it would return "
             f"only {region}'s own findings. Turn cross-region aggregation on (aws securityhub "
             f"create-finding-aggregator --region {region} --region-linking-mode ALL_REGIONS), or set "
-            "aggregation: false and list every region under securityhub.regions.")
+            "aggregation: false and list every region under securityhub.regions.", "NoFindingAggregator")
     home = found.get("FindingAggregationRegion")
     if home != region:
         raise HubSetupError(
             f"securityhub.aggregation is true, but the aggregation region of "
             f"{f'account {account}' if account else 'this account'} is {home}, not {region}: "
-            f"set securityhub.regions: [{home}]")
+            f"set securityhub.regions: [{home}]", "NotAggregationRegion")
     mode = found.get("RegionLinkingMode", "")
     if mode == "NO_REGIONS":
         log.warning("%s: the finding aggregator links no other region; only %s's own findings are read",

@@ -42,6 +42,7 @@ class SourceDoc:
     name: str
     data: Any
     lines: dict[tuple[str, ...], int] = field(repr=False)
+    texts: dict[tuple[str, ...], str] = field(default_factory=dict, repr=False)
 
     def line_of(self, path: Sequence[PathItem]) -> int:
         """Line of `path`, or of its nearest ancestor present in the file (a missing key's parent)."""
@@ -49,6 +50,11 @@ class SourceDoc:
         while probe and probe not in self.lines:
             probe = probe[:-1]
         return self.lines.get(probe, 1)
+
+    def text_of(self, path: Sequence[PathItem]) -> str | None:
+        """The text of a scalar as written in the file, when YAML made something else of it (a number, a
+        boolean): `011122223333` is read as the octal number 1229530843, and a message must show what was typed."""
+        return self.texts.get(_norm(path))
 
 
 def _norm(path: Sequence[PathItem]) -> tuple[str, ...]:
@@ -86,7 +92,7 @@ def parse_yaml(text: str, name: str) -> SourceDoc:
         raise YamlError(name, None, None, f"YAML error: {exc}") from exc
     finally:
         loader.dispose()
-    return SourceDoc(name=name, data=data, lines=builder.lines or {(): 1})
+    return SourceDoc(name=name, data=data, lines=builder.lines or {(): 1}, texts=builder.texts)
 
 
 class _Builder:
@@ -96,13 +102,17 @@ class _Builder:
         self.name = name
         self.loader = loader
         self.lines: dict[tuple[str, ...], int] = {}
+        self.texts: dict[tuple[str, ...], str] = {}
         self._active: set[int] = set()
         self._pairs: dict[int, tuple[list[tuple[Any, Any]], list[tuple[Any, Any]]]] = {}
 
     def build(self, node: yaml.Node, path: KeyPath, line: int | None = None) -> Any:
         self.lines[_norm(path)] = line if line is not None else node.start_mark.line + 1
         if isinstance(node, yaml.ScalarNode):
-            return self.loader.construct_object(node, deep=True)
+            value = self.loader.construct_object(node, deep=True)
+            if not isinstance(value, str):
+                self.texts[_norm(path)] = node.value
+            return value
         if id(node) in self._active:
             raise YamlError(self.name, node.start_mark.line + 1, node.start_mark.column + 1,
                             "recursive alias: a value cannot contain itself")

@@ -88,7 +88,7 @@ def test_the_role_arn_is_in_the_regions_partition(region: str, partition: str) -
     with mock_aws():
         base = boto3.session.Session(aws_access_key_id="a", aws_secret_access_key="b")
         clients = ScopedClients(session=base, accounts=[AccountRole("444455556666", "Reader", "ext-1")])
-        clients.assume_roles([f"444455556666/{region}"])
+        clients.assume_role(f"444455556666/{region}")
         roles = sts_backends["444455556666"][partition].assumed_roles
         assert [(r.role_arn, r.session_name, r.external_id) for r in roles] == [
             (f"arn:{partition}:iam::444455556666:role/Reader", "sh2jira", "ext-1")]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -229,3 +230,106 @@ def test_the_readme_explains_every_file() -> None:
         if path.is_file() and path.name != "README.md":
             assert str(path.relative_to(DEPLOY)) in readme, f"deploy/README.md does not mention {path.name}"
     assert "docs/iam-policy.json" in readme
+
+
+# --- the Dockerfile itself: multi-stage, pinned, cached, lean, non-root, healthy ---
+
+DIGEST = re.compile(r"^[\w./-]+(:[\w.-]+)?@sha256:[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class Instruction:
+    keyword: str
+    args: str
+
+
+def instructions() -> list[Instruction]:
+    """The Dockerfile's instructions, continuation lines joined and comments dropped."""
+    logical: list[str] = []
+    pending = ""
+    for line in dockerfile().splitlines():
+        if line.lstrip().startswith("#") or not line.strip():
+            continue
+        pending += line.rstrip().removesuffix("\\") + " "
+        if not line.rstrip().endswith("\\"):
+            logical.append(" ".join(pending.split()))
+            pending = ""
+    assert not pending, "the Dockerfile ends inside a continued line"
+    return [Instruction(*(text.split(" ", 1) + [""])[:2]) for text in logical]
+
+
+def stages() -> list[list[Instruction]]:
+    """The instructions grouped by stage; each stage starts with its FROM."""
+    out: list[list[Instruction]] = []
+    for ins in instructions():
+        if ins.keyword.upper() == "FROM":
+            out.append([])
+        assert out, f"{ins.keyword} before the first FROM"
+        out[-1].append(ins)
+    return out
+
+
+def of(stage: list[Instruction], keyword: str) -> list[str]:
+    return [i.args for i in stage if i.keyword.upper() == keyword]
+
+
+def test_dockerfile_is_multi_stage_with_every_base_pinned_by_digest() -> None:
+    all_stages = stages()
+    assert len(all_stages) >= 2, "a builder stage and a final stage"
+    names: set[str] = set()
+    for stage in all_stages:
+        image, *alias = stage[0].args.split()
+        assert image in names or DIGEST.match(image), f"FROM {image}: pin the base image by @sha256 digest"
+        if alias:
+            assert alias[0].upper() == "AS"
+            names.add(alias[1])
+    sources = {c.split()[0].removeprefix("--from=") for c in of(all_stages[-1], "COPY") if c.startswith("--from=")}
+    assert sources and sources <= names, "the final stage takes what it needs from a named build stage"
+
+
+def test_dependency_layer_is_built_before_the_source_is_copied() -> None:
+    builder = stages()[0]
+    copies = [i for i in builder if i.keyword.upper() in ("COPY", "ADD")]
+    first = copies[0].args.split()
+    assert set(first[:-1]) == {"pyproject.toml", "constraints.txt"}, "copy only what the dependencies depend on"
+    source = next(n for n, i in enumerate(builder) if i.keyword.upper() == "COPY" and "sh2jira" in i.args.split())
+    deps = [n for n, i in enumerate(builder) if i.keyword.upper() == "RUN" and "pip install" in i.args
+            and "-c constraints.txt" in i.args]
+    assert deps and deps[0] < source, "install the pinned dependencies before copying the source"
+    installs = [i.args for i in builder if i.keyword.upper() == "RUN" and "pip install" in i.args]
+    assert installs and all("-c constraints.txt" in run for run in installs)
+    assert "PIP_CONSTRAINT=" in " ".join(of(builder, "ENV")), "pin the isolated build environment too"
+
+
+def test_final_stage_copies_only_the_venv_and_carries_no_pip_or_setuptools() -> None:
+    builder, final = stages()[0], stages()[-1]
+    copies = of(final, "COPY") + of(final, "ADD")
+    assert copies and all(c.startswith("--from=") and c.split()[1:] == ["/opt/venv", "/opt/venv"] for c in copies)
+    venv_runs = [run for run in of(builder, "RUN") if "/opt/venv" in run]
+    assert re.search(r"pip uninstall --yes pip setuptools", venv_runs[-1]), "the copied venv keeps pip/setuptools"
+    assert any(re.search(r"pip uninstall --yes pip setuptools", run) for run in of(final, "RUN")), \
+        "the base image's own pip and setuptools stay in the final image"
+    final_runs = " ".join(of(final, "RUN"))
+    assert "pip install" not in final_runs and "apt-get install" not in final_runs
+
+
+def test_final_stage_runs_as_a_non_root_user_and_keeps_the_healthcheck() -> None:
+    final = stages()[-1]
+    users = of(final, "USER")
+    assert users and users[-1] not in ("root", "0"), "the container runs as a non-root user"
+    assert re.search(rf"useradd .*--uid {image_uid()} .*\b{re.escape(users[-1])}\b", " ".join(of(final, "RUN")))
+    (check,) = of(final, "HEALTHCHECK")
+    command = json.loads(check.split(" CMD ", 1)[1])
+    assert command == [*entrypoint(), "healthcheck"]
+    assert parser().parse_args(command[1:]).command == "healthcheck"
+
+
+def test_dockerignore_keeps_the_context_to_what_the_image_needs() -> None:
+    ignore = REPO / ".dockerignore"
+    assert ignore.is_file()
+    patterns = {line.strip() for line in ignore.read_text(encoding="utf-8").splitlines()
+                if line.strip() and not line.startswith("#")}
+    assert {".git", ".venv", "tests", "bench", ".pytest_cache", ".mypy_cache", "**/__pycache__"} <= patterns
+    copied = {word for args in of(stages()[0], "COPY") for word in args.split()[:-1]}
+    assert copied == {"pyproject.toml", "constraints.txt", "README.md", "LICENSE", "sh2jira"}
+    assert not copied & patterns, "the Dockerfile copies a file .dockerignore leaves out"

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sh2jira.finding import Finding, FindingError, FindingKey, label_from_normalized, unwrap_documents
+from tests.paths import ASFF_DIR
 
-ASFF = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "asff"
 GOOD: dict[str, Any] = {
     "Id": "f-1", "ProductArn": "arn:aws:securityhub:us-east-1::product/aws/guardduty", "AwsAccountId": "111122223333",
     "Title": "t", "Description": "d", "Severity": {"Label": "HIGH"}, "Resources": [{"Type": "Other", "Id": "r"}],
@@ -71,7 +70,7 @@ def test_key_label_is_stable_and_jira_safe() -> None:
 
 def test_every_shared_json_finding_parses_or_is_refused_with_a_reason() -> None:
     parsed = 0
-    for path in sorted(ASFF.glob("*.json")):
+    for path in sorted(ASFF_DIR.glob("*.json")):
         for doc in unwrap_documents(json.loads(path.read_text(encoding="utf-8"))):
             parsed += 1
             finding = Finding.parse(doc)  # the real samples all carry what sh2jira needs

@@ -109,7 +109,7 @@ def test_a_quota_must_be_positive() -> None:
 
 def test_pacer_keeps_one_bucket_per_operation_and_scope() -> None:
     clock = Clock()
-    pacer = Pacer.securityhub(share=1.0, clock=clock, sleep=clock.sleep)
+    pacer = Pacer.securityhub(share=1.0, clock=clock, sleep=clock.sleep, full_start=True)
     for region in ("us-east-1", "eu-west-1"):
         assert [pacer.acquire("GetFindings", region) for _ in range(7)] == pytest.approx([0.0] * 6 + [1 / 3])
     assert [pacer.acquire("BatchUpdateFindings", "us-east-1") for _ in range(30)] == [0.0] * 30
@@ -119,7 +119,7 @@ def test_pacer_keeps_one_bucket_per_operation_and_scope() -> None:
 
 def test_pacer_without_default_leaves_unknown_operations_alone() -> None:
     clock = Clock()
-    pacer = Pacer({"search": Quota(1, 1)}, clock=clock, sleep=clock.sleep)
+    pacer = Pacer({"search": Quota(1, 1)}, clock=clock, sleep=clock.sleep, full_start=True)
     assert [pacer.acquire("create") for _ in range(5)] == [0.0] * 5
     assert [pacer.acquire("search") for _ in range(2)] == [0.0, 1.0]
 
@@ -158,8 +158,46 @@ def test_a_paced_boto3_client_is_never_throttled(securityhub_sandbox: SecurityHu
     _page_through(client, 30)
     assert sandbox.app.calls["GetFindings"] == 30
     assert sandbox.app.calls.throttled["GetFindings"] == 0
-    assert sandbox.clock.monotonic() - started == pytest.approx((30 - 6) / (3 * DEFAULT_SHARE))
+    # The bucket starts empty (it is made just now): every call waits its slot, the burst is never assumed.
+    assert sandbox.clock.monotonic() - started == pytest.approx(30 / (3 * DEFAULT_SHARE))
     assert pacer.stats()["GetFindings@us-east-1"]["calls"] == 30
+
+
+def test_a_pacer_starts_empty_and_fills_from_its_creation() -> None:
+    """Made at process start: the first call waits one slot; a bucket first used later has filled since."""
+    clock = Clock()
+    pacer = Pacer.securityhub(share=1.0, clock=clock, sleep=clock.sleep)
+    assert pacer.acquire("GetFindings", "111111111111/us-east-1") == pytest.approx(1 / 3)
+    clock.sleep(10)  # later in the run, another scope: filled to its burst since the pacer was made
+    assert [pacer.acquire("GetFindings", "222222222222/us-east-1") for _ in range(7)] == pytest.approx(
+        [0.0] * 6 + [1 / 3])
+    clock.sleep(0.05)
+    assert pacer.acquire("BatchUpdateFindings", "333333333333/eu-west-1") == 0.0  # 10.4 s x 10/s: full
+
+
+def test_back_to_back_processes_never_exceed_the_server_bucket(securityhub_sandbox: SecurityHubSandbox) -> None:  # noqa: F811
+    """Two runs, one right after the other, on the server's real quota (3/s, burst 6): the first spends the
+    server's bucket, the second (a new pacer, as a new process has) sends nothing the server refuses."""
+    sandbox = securityhub_sandbox
+    sandbox.app.load([asff_finding(n) for n in range(40)])
+    sandbox.app.set_throttling(True)
+    for _ in range(2):
+        pacer = Pacer.securityhub(clock=sandbox.clock.monotonic, sleep=sandbox.clock.sleep)
+        _page_through(pace_boto3_client(sandbox.client(), pacer, "us-east-1"), 20)
+    assert sandbox.app.calls["GetFindings"] == 40 and sandbox.app.calls.throttled["GetFindings"] == 0
+
+
+def test_a_full_start_bounces_off_a_bucket_the_previous_run_spent(
+        securityhub_sandbox: SecurityHubSandbox) -> None:  # noqa: F811
+    """What the empty start prevents: a second run that assumes a full burst is throttled at once."""
+    sandbox = securityhub_sandbox
+    sandbox.app.load([asff_finding(n) for n in range(40)])
+    sandbox.app.set_throttling(True)
+    for _ in range(2):
+        pacer = Pacer.securityhub(clock=sandbox.clock.monotonic, sleep=sandbox.clock.sleep, full_start=True)
+        _page_through(pace_boto3_client(sandbox.client(retries={"mode": "standard", "max_attempts": 8}), pacer,
+                                        "us-east-1"), 20)
+    assert sandbox.app.calls.throttled["GetFindings"] >= 2
 
 
 def test_without_pacing_the_same_reads_bounce_off_the_quota(securityhub_sandbox: SecurityHubSandbox) -> None:  # noqa: F811

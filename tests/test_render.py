@@ -6,7 +6,6 @@ import copy
 import json
 import re
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -14,9 +13,8 @@ import pytest
 
 from sh2jira import render, wiki
 from sh2jira.finding import Finding, unwrap_documents
+from tests.paths import ASFF_DIR
 from tests.test_wiki import PAYLOADS, active_markup, visible
-
-ASFF_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "asff"
 
 BASE: dict[str, Any] = {
     "SchemaVersion": "2018-10-08",

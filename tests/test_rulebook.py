@@ -14,9 +14,9 @@ from sh2jira.config import load_config
 from sh2jira.finding import SEVERITY_LABELS, Finding, FindingError, unwrap_documents
 from sh2jira.matchers import MATCHERS
 from sh2jira.rulebook import Match, Route, Rulebook, SeverityLabel, coarse_filters, decide, explain
+from tests.paths import ASFF_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_ASFF = ROOT / ".." / "shared" / "data" / "asff"
 
 
 def asff(**changes: Any) -> dict[str, Any]:
@@ -266,7 +266,7 @@ def _valid_findings(paths: list[Path]) -> list[Finding]:
 
 def test_example_rulebook_decides_every_real_finding() -> None:
     book = load_config(ROOT / "config.example.yaml").rulebook
-    findings = _valid_findings(sorted(SHARED_ASFF.glob("*.json")))
+    findings = _valid_findings(sorted(ASFF_DIR.glob("*.json")))
     assert len(findings) >= 40
     decisions = [decide(book, f) for f in findings]
     assert {d.action for d in decisions} == {"ticket", "skip"}

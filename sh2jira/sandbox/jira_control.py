@@ -31,6 +31,7 @@ def dump_issue(store: JiraStore, issue_id: str) -> dict[str, Any]:
             {"id": c.id, "author": c.author, "body": c.body, "created": c.created.isoformat()} for c in issue.comments
         ]
         view["properties"] = dict(issue.properties)
+        view["links"] = [{"type": x.type, "inward": x.inward, "outward": x.outward} for x in issue.links]
         view["remote_links"] = [
             {
                 "id": x.id,

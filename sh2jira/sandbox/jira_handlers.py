@@ -12,7 +12,7 @@ from typing import Any
 from . import jira_meta
 from .jira_http import Ctx, Reply, Route
 from .jira_json import jira_time
-from .jira_model import Issue, Project
+from .jira_model import LINK_TYPES, Issue, Project
 from .jira_store import JiraFailure
 from .jira_workflow import find_resolution
 
@@ -281,6 +281,17 @@ def add_remote_link(ctx: Ctx) -> Reply:
     )
 
 
+def add_issue_link(ctx: Ctx) -> Reply:
+    ctx.store.link(ctx.body())
+    return Reply(201)
+
+
+def issue_link_types(ctx: Ctx) -> Reply:
+    return Reply(200, {"issueLinkTypes": [
+        {"id": t.id, "name": t.name, "inward": t.inward, "outward": t.outward,
+         "self": ctx.render.url(f"issueLinkType/{t.id}")} for t in LINK_TYPES]})
+
+
 def application_links(ctx: Ctx) -> Reply:
     return Reply(200, {"list": []})
 
@@ -320,5 +331,7 @@ ROUTES: list[Route] = [
     Route("DELETE", ISSUE + "/properties/{propertyKey}", delete_property),
     Route("GET", ISSUE + "/remotelink", remote_links),
     Route("POST", ISSUE + "/remotelink", add_remote_link),
+    Route("POST", API + "/issueLink", add_issue_link),
+    Route("GET", API + "/issueLinkType", issue_link_types),
     Route("GET", "/rest/applinks/latest/listApplicationlinks", application_links),
 ]

@@ -135,6 +135,32 @@ class Issue:
     properties: dict[str, Any] = field(default_factory=dict)
     remote_links: list[RemoteLink] = field(default_factory=list)
     histories: list[History] = field(default_factory=list)
+    links: list[IssueLink] = field(default_factory=list)  # issue links, on both issues
+
+
+@dataclass(frozen=True)
+class IssueLinkType:
+    id: str
+    name: str
+    inward: str
+    outward: str
+
+
+@dataclass(frozen=True)
+class IssueLink:
+    id: str
+    type: str  # link type name
+    inward: str  # key of the inward issue ("is duplicated by" side reads from the outward one)
+    outward: str
+
+
+# The link types every Jira site starts with.
+LINK_TYPES: tuple[IssueLinkType, ...] = (
+    IssueLinkType("10000", "Blocks", "is blocked by", "blocks"),
+    IssueLinkType("10001", "Cloners", "is cloned by", "clones"),
+    IssueLinkType("10002", "Duplicate", "is duplicated by", "duplicates"),
+    IssueLinkType("10003", "Relates", "relates to", "relates to"),
+)
 
 
 DEFAULT_USERS: tuple[User, ...] = (

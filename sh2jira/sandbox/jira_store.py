@@ -19,6 +19,7 @@ from .jira_fields import TEXT_LIMIT, TOO_LONG, FieldRules, NewIssue, comment_bod
 from .jira_index import SearchIndex, jql_view, known_values
 from .jira_model import (
     DEFAULT_PRIORITY,
+    LINK_TYPES,
     Catalog,
     ChangeItem,
     Comment,
@@ -26,6 +27,7 @@ from .jira_model import (
     CustomField,
     History,
     Issue,
+    IssueLink,
     Project,
     RemoteLink,
     User,
@@ -363,6 +365,24 @@ class JiraStore:
             link.application = payload.get("application")
             link.relationship = payload.get("relationship")
             return link, created
+
+    def link(self, payload: Any) -> IssueLink:
+        """POST /issueLink: {type: {name|id}, inwardIssue: {key|id}, outwardIssue: {key|id}}."""
+        payload = payload if isinstance(payload, dict) else {}
+        ref = payload.get("type") if isinstance(payload.get("type"), dict) else {}
+        kind = next((t for t in LINK_TYPES if ref.get("name") in (t.name,) or ref.get("id") == t.id), None)
+        if kind is None:
+            raise JiraFailure(404, [f"No issue link type with name '{ref.get('name') or ref.get('id')}' found."])
+        ends = []
+        for side in ("inwardIssue", "outwardIssue"):
+            end = payload.get(side) if isinstance(payload.get(side), dict) else {}
+            ends.append(self.issue(str(end.get("key") or end.get("id") or "")))  # 404 when it does not exist
+        with self.lock:
+            link = IssueLink(self._id("link"), kind.name, ends[0].key, ends[1].key)
+            ends[0].links.append(link)
+            if ends[1] is not ends[0]:
+                ends[1].links.append(link)
+            return link
 
     # -- search index -------------------------------------------------------------------------------------
     def view(self, issue: Issue) -> dict[str, Any]:

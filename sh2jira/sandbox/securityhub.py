@@ -4,7 +4,10 @@ Implemented operations: BatchImportFindings, GetFindings, BatchUpdateFindings an
 operations (Create/Get/List/Update/DeleteFindingAggregator); every other operation of the model answers 501.
 Findings are stored per account and region (region from the SigV4 scope, account from the access key).
 Test controls live both on the app object (`reset`, `findings`, `state`, `calls`, `set_throttling`,
-`inject_fault`, `inject_unprocessed`, `load`, `tamper`, `events`) and as JSON under `/_sandbox/`.
+`inject_fault`, `inject_unprocessed`, `set_hub_enabled`, `load`, `tamper`, `events`) and as JSON under
+`/_sandbox/`. Security Hub is enabled everywhere unless `set_hub_enabled(False, account, region)` says
+otherwise; there every operation answers as the real service does in an account/region that never enabled it:
+401 InvalidAccessException "Account <id> is not subscribed to AWS Security Hub".
 
     server = serve(SecurityHubApp())            # sh2jira.sandbox.server
     boto3.client("securityhub", endpoint_url=server.url, region_name="us-east-1",
@@ -61,6 +64,7 @@ class SecurityHubApp:
         self.calls = CallStats()
         self.events: list[dict[str, Any]] = []
         self._faults = Faults()
+        self._disabled: set[tuple[str, str]] = set()  # (account or "*", region or "*"): Security Hub not enabled
         self._throttle = Throttle(clock, quotas, enabled=throttling, code=throttle_code)
         self._handlers: dict[str, Handler] = {
             "BatchImportFindings": self._batch_import, "GetFindings": self._get_findings,
@@ -78,6 +82,7 @@ class SecurityHubApp:
             self._stores.clear()
             self.events.clear()
             self._aggregation = self._initial_aggregation
+            self._disabled.clear()
         self.calls.reset()
         self._faults.reset()
         self._throttle.reset()
@@ -100,9 +105,27 @@ class SecurityHubApp:
         self._throttle.enabled = enabled
 
     def inject_fault(self, operation: str, status: int = 500, code: str | None = None,
-                     message: str | None = None, count: int = 1) -> None:
-        """The next `count` calls of `operation` answer this error (code defaults by status)."""
-        self._faults.inject(operation, status, code, message, count)
+                     message: str | None = None, count: int = 1, *, account: str | None = None,
+                     region: str | None = None, after: int = 0) -> None:
+        """The next `count` calls of `operation` answer this error (code defaults by status); only calls of
+        `account` / in `region` when given, and only after `after` of them went through."""
+        self._faults.inject(operation, status, code, message, count, account=account, region=region, after=after)
+
+    def set_hub_enabled(self, enabled: bool, account: str | None = None, region: str | None = None) -> None:
+        """Security Hub on or off in an account and region (None: every account / every region)."""
+        key = (account or "*", region or "*")
+        with self._lock:
+            if enabled:
+                self._disabled.discard(key)
+            else:
+                self._disabled.add(key)
+
+    def _check_enabled(self, caller: Caller) -> None:
+        with self._lock:
+            off = {(caller.account, caller.region), (caller.account, "*"), ("*", caller.region), ("*", "*")}
+            if off & self._disabled:
+                raise ServiceError("InvalidAccessException",
+                                   f"Account {caller.account} is not subscribed to AWS Security Hub", 401)
 
     def inject_unprocessed(self, code: str = "ConcurrentUpdateError", ids: Iterable[str] | None = None,
                            count: int = 1, message: str | None = None) -> None:
@@ -160,7 +183,8 @@ class SecurityHubApp:
                                    f"No operation at {request.method} {raw_path}", 404)
             name, labels = matched
             self.calls.record(name, caller.region)
-            fault = self._faults.take(name)
+            self._check_enabled(caller)
+            fault = self._faults.take(name, caller.account, caller.region)
             if fault is not None:
                 self.calls.mark_faulted(name)
                 raise fault
@@ -382,8 +406,15 @@ class SecurityHubApp:
                                         body.get("message"))
             else:
                 self.inject_fault(body["operation"], int(body.get("status", 500)), body.get("code"),
-                                  body.get("message"), count)
+                                  body.get("message"), count, account=body.get("account"),
+                                  region=body.get("region"), after=int(body.get("after", 0)))
             return {}
+        if (method, action) == ("POST", "hub"):
+            enabled = body["enabled"]
+            if not isinstance(enabled, bool):
+                raise TypeError("enabled must be true or false")
+            self.set_hub_enabled(enabled, body.get("account"), body.get("region"))
+            return {"enabled": enabled, "account": body.get("account"), "region": body.get("region")}
         if (method, action) == ("POST", "load"):
             return self.load(body["findings"], body.get("account"), body.get("region"))
         return None

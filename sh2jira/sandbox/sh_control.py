@@ -106,6 +106,12 @@ class Fault:
     code: str
     message: str
     remaining: int
+    account: str | None = None  # only calls of this account (None: any)
+    region: str | None = None  # only calls in this region (None: any)
+    after: int = 0  # let this many matching calls through first (a failure in the middle of a run)
+
+    def matches(self, account: str, region: str) -> bool:
+        return self.account in (None, account) and self.region in (None, region)
 
 
 @dataclass
@@ -125,10 +131,11 @@ class Faults:
         self._unprocessed: list[UnprocessedFault] = []
 
     def inject(self, operation: str, status: int = 500, code: str | None = None, message: str | None = None,
-               count: int = 1) -> None:
+               count: int = 1, *, account: str | None = None, region: str | None = None, after: int = 0) -> None:
         code = code or DEFAULT_CODES.get(status, "InternalException")
         with self._lock:
-            self._calls[operation].append(Fault(status, code, message or f"Injected {code}", count))
+            self._calls[operation].append(Fault(status, code, message or f"Injected {code}", count, account,
+                                                region, after))
 
     def inject_unprocessed(self, code: str = "ConcurrentUpdateError", ids: Iterable[str] | None = None,
                            count: int = 1, message: str | None = None) -> None:
@@ -136,15 +143,18 @@ class Faults:
             self._unprocessed.append(UnprocessedFault(code, message or f"Injected {code}",
                                                       frozenset(ids) if ids is not None else None, count))
 
-    def take(self, operation: str) -> ServiceError | None:
+    def take(self, operation: str, account: str = "", region: str = "") -> ServiceError | None:
         with self._lock:
-            queue = self._calls.get(operation)
-            if not queue:
+            queue = self._calls.get(operation) or []
+            fault = next((f for f in queue if f.matches(account, region)), None)
+            if fault is None:
                 return None
-            fault = queue[0]
+            if fault.after > 0:
+                fault.after -= 1
+                return None
             fault.remaining -= 1
             if fault.remaining <= 0:
-                queue.pop(0)
+                queue.remove(fault)
             return ServiceError(fault.code, fault.message, fault.status)
 
     def take_unprocessed(self) -> UnprocessedFault | None:

@@ -1,7 +1,8 @@
 """Many accounts (assume-role) and cross-region aggregation, end to end with real boto3 and jira clients.
 
-Accounts: moto's STS runs in process (mock_aws; flask, which its threaded server needs, is not installed) and
-hands out the assumed-role credentials, while Security Hub stays our HTTP stand-in. The stand-in tells accounts
+Accounts: moto's STS hands out the assumed-role credentials, in process (mock_aws) or, for the scope isolation
+tests, over HTTP (HttpSts: moto's own STS request handler behind werkzeug, since flask, which moto's threaded
+server needs, is not installed), while Security Hub stays our HTTP stand-in. The stand-in tells accounts
 apart by access key: a small WSGI layer in front of it swaps each key moto issued for the stand-in's table key
 of the account moto issued it in (moto.iam.models.get_account_id_from), so a request signed with the wrong
 account's credentials is answered as that account, and it sees none of the other account's findings.
@@ -10,20 +11,27 @@ account's credentials is answered as that account, and it sees none of the other
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from dateutil.tz import tzlocal
 from moto import mock_aws
+from moto.core.request import Request as MotoRequest
 from moto.iam.models import get_account_id_from
 from moto.sts.models import sts_backends
+from moto.sts.responses import TokenResponse
 from werkzeug.wrappers import Request, Response
 
 from sh2jira import wiki
 from sh2jira.app import SetupError
+from sh2jira.cli import main
+from sh2jira.health import HealthApp
+from sh2jira.metrics import Metrics
 from sh2jira.config import Config, load_config
 from sh2jira.finding import Finding, FindingKey
 from sh2jira.sandbox import launch
@@ -31,13 +39,13 @@ from sh2jira.sandbox.jira_app import JiraApp
 from sh2jira.sandbox.securityhub import SecurityHubApp
 from sh2jira.sandbox.server import serve
 from sh2jira.sandbox.sh_scope import Aggregation
-from sh2jira.securityhub import AccountRole, assumed_role_session
+from sh2jira.securityhub import AccountRole, NoScopeReadable, assumed_role_session
 from tests.e2e.world import NOW, World, finding, fresh, sandbox, world  # noqa: F401
 
-ACCOUNT_A, ACCOUNT_B = "111111111111", "222222222222"
+ACCOUNT_A, ACCOUNT_B, ACCOUNT_D = "111111111111", "222222222222", "444444444444"
 ROLE = "SecurityHubReader"
 EXTERNAL_ID = {ACCOUNT_A: "ext-a-7731", ACCOUNT_B: "ext-b-0042"}
-TABLE = {f"standin-key-{a}": a for a in (ACCOUNT_A, ACCOUNT_B)}
+TABLE = {f"standin-key-{a}": a for a in (ACCOUNT_A, ACCOUNT_B, ACCOUNT_D)}
 _KEY = re.compile(r"Credential=(ASIA[A-Z0-9]+)/")
 
 
@@ -237,3 +245,151 @@ def test_aggregation_with_another_home_region_names_it(world: World) -> None:
                                          r"set securityhub.regions: \[eu-west-1\]"):
         world.syncer(config_with(world, AGGREGATION_YAML, "us-east-1"))
     assert world.sh_calls("GetFindings") == 0
+
+
+# -- one account or region that fails never stops the others --------------------------------------------------
+class HttpSts:
+    """STS over HTTP: moto's STS request handler served by werkzeug. AssumeRole into an account in `denied`
+    answers 403 AccessDenied, as STS does when the role's trust policy (or the caller's policy) does not allow
+    it: the role was removed, or its trust was changed."""
+
+    def __init__(self) -> None:
+        self.denied: set[str] = set()
+        self.asked: list[str] = []  # role ARNs, in order
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        request = MotoRequest(environ)
+        found = re.search(r"RoleArn=([^&]+)", request.get_data(as_text=True))
+        role = unquote(found.group(1)) if found else ""
+        self.asked.append(role)
+        if role.split(":")[4:5] and role.split(":")[4] in self.denied:
+            return _sts_denying_everything(environ, start_response)
+        status, headers, body = TokenResponse.dispatch(request, request.raw_url, request.headers)
+        return Response(body, status=status, headers=dict(headers))(environ, start_response)
+
+
+@pytest.fixture
+def org(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[World, HttpSts]]:
+    """Member accounts reached through STS over HTTP; each account's credentials see only its findings."""
+    sh_app = SecurityHubApp(access_keys=TABLE)
+    jira_app = JiraApp("cloud")
+    box = launch.Sandbox(serve(MotoKeys(sh_app)), sh_app, serve(jira_app), jira_app)
+    sts = HttpSts()
+    sts_server = serve(sts)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", sts_server.url)
+    with mock_aws():
+        yield World(box, tmp_path, "cloud"), sts
+    sts_server.stop()
+    box.stop()
+
+
+def org_yaml(*accounts: str) -> str:
+    return "  accounts:\n" + "".join(f'    - {{account_id: "{a}", role_name: {ROLE}}}\n' for a in accounts)
+
+
+def spread(world: World, layout: dict[tuple[str, str], list[int]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """Load findings per (account, region); UpdatedAt grows with n, so pages and cursors follow n."""
+    docs = {}
+    for (acct, region), ns in layout.items():
+        docs[(acct, region)] = [fresh(placed(n, acct, region), NOW - timedelta(hours=2) + timedelta(minutes=n))
+                                for n in ns]
+        assert world.sandbox.securityhub_app.load(docs[(acct, region)], account=acct, region=region)[
+            "SuccessCount"] == len(ns)
+    return docs
+
+
+def linked(world: World, doc: dict[str, Any]) -> str | None:
+    """The issue key the finding's link-back carries (None: no link-back), checking it names its own issue."""
+    stored = next(f for f in world.sandbox.securityhub_app.findings(account=doc["AwsAccountId"])
+                  if f["Id"] == doc["Id"])
+    key = stored.get("UserDefinedFields", {}).get("sh2jira_issue")
+    if key is not None:
+        assert key == world.issue_for(doc["Id"], doc["ProductArn"])["key"]
+        assert stored["Workflow"]["Status"] == "NOTIFIED"
+    return key
+
+
+def has_issue(world: World, doc: dict[str, Any]) -> bool:
+    label = FindingKey(doc["ProductArn"], doc["Id"]).label
+    return sum(label in i["labels"] for i in world.issues()) == 1
+
+
+def cli_env(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SH2JIRA_TEST_TOKEN", world.sandbox.jira_token())
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECURITYHUB", world.sandbox.securityhub.url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", launch.ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", launch.SECRET_KEY)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+def org_config_file(world: World, accounts_yaml: str, regions: str, name: str = "org.yaml",
+                    extra: str = "") -> Path:
+    path = world.write_config(regions=regions, name=name)
+    path.write_text(path.read_text().replace("securityhub:\n", "securityhub:\n" + accounts_yaml + extra, 1))
+    return path
+
+
+def test_a_denied_account_is_reported_and_skipped_and_converges_once_allowed(
+        org: tuple[World, HttpSts], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture) -> None:
+    world, sts = org
+    docs = spread(world, {(ACCOUNT_A, "us-east-1"): [1, 2], (ACCOUNT_D, "us-east-1"): [3, 4],
+                          (ACCOUNT_B, "eu-west-1"): [5]})
+    sts.denied.add(ACCOUNT_D)  # listed between the two healthy accounts
+    yaml_ = org_yaml(ACCOUNT_A, ACCOUNT_D, ACCOUNT_B)
+    syncer = world.syncer(config_with(world, yaml_, "us-east-1, eu-west-1"))  # start-up goes on
+    report = syncer.run_cycle()
+
+    healthy = docs[(ACCOUNT_A, "us-east-1")] + docs[(ACCOUNT_B, "eu-west-1")]
+    assert (report.created, report.linkbacks, report.linkback_failures) == (3, 3, 0)
+    assert all(linked(world, d) for d in healthy)
+    assert not any(has_issue(world, d) for d in docs[(ACCOUNT_D, "us-east-1")])
+    assert report.scope_errors == [(ACCOUNT_D, "us-east-1", "AssumeRole:AccessDenied"),
+                                   (ACCOUNT_D, "eu-west-1", "AssumeRole:AccessDenied")]
+    assert len(report.errors) == 2
+    assert all(f"account {ACCOUNT_D}" in e and f"arn:aws:iam::{ACCOUNT_D}:role/{ROLE}" in e and "AccessDenied" in e
+               for e in report.errors)
+    assert f"account {ACCOUNT_D}, region us-east-1 cannot be used (AssumeRole:AccessDenied)" in caplog.text
+
+    metrics = Metrics()  # what `run` serves: the gauge and the /healthz body
+    metrics.observe_cycle(report, 1.0, True, time.time())
+    assert metrics.registry.get_sample_value("sh2jira_scope_errors", {
+        "account": ACCOUNT_D, "region": "eu-west-1", "reason": "AssumeRole:AccessDenied"}) == 1
+    status, body = HealthApp(metrics, 900).health()
+    assert status == 200 and body["scope_errors"] == [
+        {"account": ACCOUNT_D, "region": r, "reason": "AssumeRole:AccessDenied"} for r in ("us-east-1", "eu-west-1")]
+
+    # The cron job: ran, but not everywhere → 3; once the role is back → 0 and the account catches up.
+    cli_env(world, monkeypatch)
+    path = org_config_file(world, yaml_, "us-east-1, eu-west-1")
+    assert main(["run", "--once", "-c", str(path)]) == 3
+    sts.denied.clear()
+    assert main(["run", "--once", "-c", str(path)]) == 0
+    assert all(linked(world, d) for d in docs[(ACCOUNT_D, "us-east-1")])
+    assert len(world.issues()) == 5  # each finding exactly once
+    metrics.observe_cycle(world.syncer(config_with(world, yaml_, "us-east-1, eu-west-1")).run_cycle(), 1.0, True,
+                          time.time())
+    assert metrics.registry.get_sample_value("sh2jira_scope_errors", {
+        "account": ACCOUNT_D, "region": "eu-west-1", "reason": "AssumeRole:AccessDenied"}) == 0
+    assert HealthApp(metrics, 900).health()[1]["scope_errors"] == []
+
+    # Only when no account can be read at all, sh2jira could not run: 1.
+    sts.denied.update({ACCOUNT_A, ACCOUNT_B, ACCOUNT_D})
+    capsys.readouterr()
+    assert main(["run", "--once", "-c", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "no Security Hub account or region could be read" in err and ACCOUNT_B in err
+
+
+def test_no_readable_scope_in_a_cycle_is_a_failed_cycle(org: tuple[World, HttpSts]) -> None:
+    """Every scope was fine at start-up and none can be read in the cycle: it raises (exit 1), naming each."""
+    world, _ = org
+    spread(world, {(ACCOUNT_A, "us-east-1"): [1]})
+    syncer = world.syncer(config_with(world, org_yaml(ACCOUNT_A), "us-east-1, eu-west-1"))
+    world.sandbox.securityhub_app.set_hub_enabled(False)  # every account, every region
+    with pytest.raises(NoScopeReadable) as caught:
+        syncer.run_cycle()
+    assert [(e.account, e.region, e.reason) for e in caught.value.failures] == [
+        (ACCOUNT_A, "us-east-1", "InvalidAccessException"), (ACCOUNT_A, "eu-west-1", "InvalidAccessException")]
+    assert caught.value.report.scope_errors == [(e.account, e.region, e.reason) for e in caught.value.failures]
+    assert "not subscribed to AWS Security Hub" in str(caught.value) and world.issues() == []

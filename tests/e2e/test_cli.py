@@ -11,6 +11,8 @@ import pytest
 from sh2jira.cli import main
 from tests.e2e.world import ASFF, NOW, World, fresh, sandbox, shared_findings, world  # noqa: F401
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 @pytest.fixture
 def env(world: World, monkeypatch: pytest.MonkeyPatch) -> World:
@@ -86,7 +88,7 @@ def test_explain_shows_rule_priority_and_issue(env: World, capsys: Any) -> None:
     bad = env.tmp / "bad.json"
     bad.write_text(json.dumps({"Id": "x"}))
     assert main(["explain", "-c", str(cfg), str(bad)]) == 2
-    assert "ProductArn is missing" in capsys.readouterr().out
+    assert "ProductArn is missing" in capsys.readouterr().err
 
 
 def test_demo_runs_on_both_flavours(capsys: Any) -> None:
@@ -105,6 +107,15 @@ def test_demo_takes_a_folder_and_a_config(tmp_path: Path, capsys: Any) -> None:
     assert main(["demo", "--findings", str(folder)]) == 0
     out = capsys.readouterr().out
     assert "broken.json: skipped" in out and "Loaded 2 finding(s)" in out
+    config = tmp_path / "mine.yaml"  # -c, like every other command; its endpoints are the sandbox's
+    config.write_text((ROOT / "sh2jira" / "samples" / "demo.yaml").read_text().replace("labels: [security-hub]",
+                                                                            "labels: [from-my-config]"))
+    one = tmp_path / "one.json"  # a file, not a folder; made recent so the first run's look-back reads it
+    one.write_text(json.dumps(fresh(json.loads((ASFF / "trivy-asff-alpine-cve-2019-1549.json").read_text()),
+                                    _recent())))
+    assert main(["demo", "-c", str(config), "--findings", str(one)]) == 0
+    out = capsys.readouterr().out
+    assert "Loaded 1 finding(s)" in out and "from-my-config" in out and "created=1" in out, out
 
 
 def _recent() -> Any:

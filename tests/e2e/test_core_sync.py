@@ -1,5 +1,5 @@
 """Core sync end to end, on Jira Cloud and Data Center: real boto3 and jira clients over HTTP against the
-stand-ins, with the real findings of ../shared/data/asff."""
+stand-ins, with the real findings of tests/data/asff."""
 
 from __future__ import annotations
 

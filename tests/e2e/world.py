@@ -22,9 +22,9 @@ from sh2jira.config import Config, load_config
 from sh2jira.finding import unwrap_documents
 from sh2jira.sandbox import launch
 from sh2jira.sync import CycleReport, Syncer
+from tests.paths import ASFF_DIR
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
-ASFF = SHARED / "data" / "asff"
+ASFF = ASFF_DIR  # the real findings (tests/data/asff), as the e2e modules import it
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 BASE_CONFIG = """\
@@ -88,7 +88,7 @@ def iso(ts: datetime) -> str:
 
 
 def shared_findings() -> list[tuple[str, dict[str, Any]]]:
-    """(file name, finding) for every finding of ../shared/data/asff that is JSON."""
+    """(file name, finding) for every finding of tests/data/asff that is JSON."""
     out = []
     for path in sorted(ASFF.glob("*.json")):
         for finding in unwrap_documents(json.loads(path.read_text(encoding="utf-8"))):

@@ -28,7 +28,7 @@ def issue(world: World, doc: dict[str, Any]) -> dict[str, Any]:
 
 
 # Security Hub sets Severity.Label INFORMATIONAL on a control finding that passes (every PASSED control finding
-# in ../shared/data/asff has it), so the example config's severity filter hides exactly the update that should
+# in tests/data/asff has it), so the example config's severity filter hides exactly the update that should
 # close the issue.
 PASSED_INFO = {"Compliance": {"Status": "PASSED", "SecurityControlId": "S3.8"},
                "Severity": {"Label": "INFORMATIONAL", "Normalized": 0}}

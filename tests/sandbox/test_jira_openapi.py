@@ -14,7 +14,6 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,8 +28,8 @@ from werkzeug.wrappers import Request
 from sh2jira.sandbox.jira_app import JiraApp
 from sh2jira.sandbox.server import serve
 from tests.fixtures.jira import FakeClock, credentials
+from tests.paths import JIRA_OPENAPI
 
-SPEC_PATH = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "jira-openapi" / "swagger-v3.v3.json"
 SERVER = "https://your-domain.atlassian.net"
 ADF = {"type": "doc", "version": 1, "content": [{"type": "paragraph", "content": [{"type": "text", "text": "t"}]}]}
 # Every documented operation the stand-in serves, as the Cloud scenario must reach it.
@@ -154,7 +153,7 @@ def jira_timestamp(value: Any) -> bool:
 
 @pytest.fixture(scope="module")
 def openapi() -> OpenAPI:
-    spec = relaxed(json.loads(SPEC_PATH.read_text()))
+    spec = relaxed(json.loads(JIRA_OPENAPI.read_text(encoding="utf-8")))
     config = Config(spec_validator_cls=None, extra_format_validators={"date-time": jira_timestamp})
     return OpenAPI.from_dict(spec, config=config)
 

@@ -184,3 +184,48 @@ def test_tamper_changes_a_stored_finding_without_validation(securityhub_sandbox:
     assert client.get_findings()["Findings"][0]["Severity"] == {"Label": "SEVERE"}
     with pytest.raises(KeyError):
         securityhub_sandbox.app.tamper("missing", lambda doc: None)
+
+
+# -- Security Hub not enabled in an account/region; faults of one scope, after some calls ---------------------
+NOT_SUBSCRIBED = ("InvalidAccessException", 401)
+
+
+def test_hub_not_enabled_answers_like_the_real_service(securityhub_factory: Any) -> None:
+    sandbox = securityhub_factory(access_keys={"AKIDA": "111111111111", "AKIDB": "222222222222"})
+    sandbox.app.load([asff_finding(1, account="111111111111")], account="111111111111", region="eu-west-1")
+    sandbox.app.set_hub_enabled(False, account="111111111111", region="eu-west-1")
+    off = sandbox.client("eu-west-1", access_key="AKIDA")
+    with pytest.raises(ClientError) as caught:
+        off.get_findings()
+    error = caught.value.response["Error"]
+    assert (error["Code"], caught.value.response["ResponseMetadata"]["HTTPStatusCode"]) == NOT_SUBSCRIBED
+    assert error["Message"] == "Account 111111111111 is not subscribed to AWS Security Hub"
+    assert _code(lambda: off.batch_update_findings(
+        FindingIdentifiers=[{"Id": "x", "ProductArn": "arn:aws:securityhub:eu-west-1::product/aws/x"}],
+        Workflow={"Status": "NOTIFIED"})) == NOT_SUBSCRIBED
+    assert sandbox.client("us-east-1", access_key="AKIDA").get_findings()["Findings"] == []  # other region: on
+    assert sandbox.client("eu-west-1", access_key="AKIDB").get_findings()["Findings"] == []  # other account: on
+    sandbox.app.set_hub_enabled(True, account="111111111111", region="eu-west-1")
+    assert len(off.get_findings()["Findings"]) == 1
+
+
+def test_hub_switch_and_scoped_fault_through_the_control_api(securityhub_sandbox: SecurityHubSandbox) -> None:
+    sandbox = securityhub_sandbox
+    sandbox.app.load([asff_finding(n) for n in range(3)])
+    assert _http(f"{sandbox.url}/_sandbox/hub", "POST", {"enabled": False, "region": "eu-west-1"})[0] == 200
+    assert _code(lambda: sandbox.client("eu-west-1").get_findings()) == NOT_SUBSCRIBED
+    assert _http(f"{sandbox.url}/_sandbox/hub", "POST", {"enabled": "no"})[0] == 400
+    _http(f"{sandbox.url}/_sandbox/hub", "POST", {"enabled": True, "region": "eu-west-1"})
+    sandbox.client("eu-west-1").get_findings()
+
+    # A failure in the middle of a run: the first 2 GetFindings in us-east-1 pass, the next 3 are denied.
+    body = {"operation": "GetFindings", "status": 403, "region": "us-east-1", "after": 2, "count": 3}
+    assert _http(f"{sandbox.url}/_sandbox/fault", "POST", body)[0] == 200
+    east, west = sandbox.client("us-east-1"), sandbox.client("eu-west-1")
+    west.get_findings()  # another region: untouched, and not counted towards `after`
+    east.get_findings()
+    east.get_findings()
+    for _ in range(3):
+        assert _code(east.get_findings) == ("AccessDeniedException", 403)
+    east.get_findings()
+    assert sandbox.app.calls.faulted["GetFindings"] == 3

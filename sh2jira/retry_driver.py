@@ -1,0 +1,142 @@
+"""Drives the retry queue at the start of each cycle: every due item is tried again, whether or not its finding
+shows up in this cycle's read.
+
+- create / update / comment / transition: the finding is fetched by id and planned afresh, so the retry does
+  what is right *now* (a finding that came back is not resolved by a stale retry; an update carries today's
+  fields). An intent whose create had an unknown outcome (CREATING) is left to the label search of
+  `Syncer._recover`, which never re-sends blindly; the row only reports it until it is settled.
+- finding_write (a Jira-side resolution or reopening Security Hub did not take): sent again as recorded, unless
+  the ledger shows that something newer happened to that finding since.
+- remote_link: sent again (an upsert by global id, safe to repeat).
+- linkback: the link-back writer itself retries pending link-backs when their row is due; here only rows whose
+  link-back is no longer pending are cleared.
+A row whose item succeeds, or turns out to be no longer needed, is removed; one that fails again gets its next
+back-off. Systemic failures (Jira refused the token, Jira unreachable) end the cycle as they would anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+from .failures import is_systemic, item_error
+from .ledger import CLOSED, CREATING, FAILED, OPEN, RetryItem
+from .retry_queue import FINDING_KINDS, when
+from .securityhub import SCOPE_UNAVAILABLE, ScopeUnavailable
+
+if TYPE_CHECKING:
+    from .sync import CycleReport, Syncer
+
+log = logging.getLogger(__name__)
+
+
+def drive(syncer: Syncer, report: CycleReport) -> None:
+    """Retry what is due; then note in the report what still waits (so the run's exit code says so)."""
+    if syncer.opt.dry_run:
+        return
+    queue = syncer.retry
+    queue.begin()
+    due = queue.due()
+    if due:
+        log.info("retrying %d item(s) from the retry queue", len(due))
+    by_kind: dict[str, list[RetryItem]] = defaultdict(list)
+    for item in due:
+        by_kind["finding" if item.kind in FINDING_KINDS else item.kind].append(item)
+    _findings(syncer, report, by_kind["finding"])
+    _finding_writes(syncer, by_kind["finding_write"])
+    _remote_links(syncer, by_kind["remote_link"])
+    _linkbacks(syncer, by_kind["linkback"])
+    waiting = [i for i in syncer.ledger.stuck_items() if i.item not in queue.failed_now]
+    if waiting:
+        first = min(i.next_try for i in waiting)
+        kinds = ", ".join(sorted({i.kind for i in waiting}))
+        report.errors.append(f"{len(waiting)} item(s) from earlier cycles wait for a retry ({kinds}; next at "
+                             f"{when(first)})")
+
+
+def _findings(syncer: Syncer, report: CycleReport, items: list[RetryItem]) -> None:
+    if not items:
+        return
+    queue = syncer.retry
+    entries = syncer.ledger.get(i.key for i in items)
+    by_region: dict[str, list[RetryItem]] = defaultdict(list)
+    done: list[str] = []
+    for item in items:
+        entry = entries.get(item.key)
+        if entry is None or (item.kind == "create" and entry.state not in (FAILED, CREATING)):
+            done.append(item.item)  # created (or adopted) meanwhile, or forgotten: nothing left to retry
+        elif entry.state == CREATING:
+            continue  # outcome unknown: Syncer._recover looks for its label; never re-sent blindly
+        else:
+            by_region[item.region or entry.region or syncer.opt.regions[0]].append(item)
+    syncer.ledger.drop_retries(done)
+    for region, group in by_region.items():
+        ids = [(entries[i.key].finding_id, entries[i.key].product_arn) for i in group]
+        try:
+            raw = syncer.hub.by_ids(region, ids)
+        except ScopeUnavailable:
+            continue  # the scope is reported with the cycle; the rows wait for it
+        present = {(f.get("Id"), f.get("ProductArn")) for f in raw}
+        for item in group:
+            e = entries[item.key]
+            if (e.finding_id, e.product_arn) not in present:
+                log.warning("finding %s is no longer in Security Hub: its %s is not retried", e.finding_id,
+                            item.kind, extra={"finding_id": e.finding_id, "issue_key": e.issue_key})
+        syncer._apply(syncer._plan(syncer._parse(raw, report)), region, report)
+        # Retried rows that did not fail again are settled: done, or no longer wanted by the fresh plan.
+        syncer.ledger.drop_retries(i.item for i in group if i.item not in queue.failed_now)
+
+
+def _finding_writes(syncer: Syncer, items: list[RetryItem]) -> None:
+    if not items:
+        return
+    entries = syncer.ledger.get(i.key for i in items)
+    for item in items:
+        payload: dict[str, Any] = json.loads(item.payload or "{}")
+        entry = entries.get(item.key)
+        if entry is None or entry.issue_key != item.issue_key or entry.state != payload.get("from_state"):
+            syncer.ledger.drop_retries([item.item])  # something newer happened to this finding
+            continue
+        region = item.region or entry.region or syncer.opt.regions[0]
+        ids = [{"Id": entry.finding_id, "ProductArn": entry.product_arn}]
+        try:
+            with syncer.linkback.lock:
+                failed = syncer.hub.update(region, ids, payload["values"])
+                if not failed:
+                    syncer.ledger.put([entry.with_(state=payload["state"], linkback_pending=False)])
+        except Exception as exc:  # noqa: BLE001 - an AWS error for this one write: it waits again
+            if is_systemic(exc):
+                raise
+            syncer.retry.failed("finding_write", entry, item_error(exc), payload=payload)
+            continue
+        if failed and failed[0].code != SCOPE_UNAVAILABLE:
+            syncer.retry.failed("finding_write", entry, f"{failed[0].code} {failed[0].message}".strip(),
+                                payload=payload)
+        elif not failed:
+            syncer.retry.succeeded("finding_write", [entry.key])
+            log.info("finding %s set %s from Jira issue %s (retried)", entry.finding_id, payload.get("kind"),
+                     entry.issue_key, extra={"finding_id": entry.finding_id, "issue_key": entry.issue_key})
+
+
+def _remote_links(syncer: Syncer, items: list[RetryItem]) -> None:
+    for item in items:
+        payload: dict[str, Any] = json.loads(item.payload or "{}")
+        try:
+            syncer.sink.remote_link(item.issue_key, payload["global_id"], payload["url"], payload["title"])
+        except Exception as exc:  # noqa: BLE001 - isolated per item
+            if is_systemic(exc):
+                raise
+            syncer.retry.failed("remote_link", None, item_error(exc), key=item.key, payload=payload)
+            continue
+        syncer.retry.succeeded("remote_link", [item.key])
+
+
+def _linkbacks(syncer: Syncer, items: list[RetryItem]) -> None:
+    if not items:
+        return
+    entries = syncer.ledger.get(i.key for i in items)
+    settled = [i.item for i in items if (e := entries.get(i.key)) is None or not e.linkback_pending
+               or e.state not in (OPEN, CLOSED)]
+    syncer.ledger.drop_retries(settled)

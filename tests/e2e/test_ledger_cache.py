@@ -1,0 +1,159 @@
+"""The ledger is a cache: lost, restored from an old copy, or forked between two instances, it never leads to a
+second issue for a finding. End to end on Jira Cloud and Data Center with the real clients."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from sh2jira.finding import FindingKey
+from tests.e2e.world import Provider, World, finding, sandbox, world  # noqa: F401
+
+
+def wipe(path: Path) -> None:
+    """The ledger file is gone (a container started without its volume)."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def backup(src: Path, dst: Path) -> None:
+    """A consistent copy of a live SQLite ledger (what a backup tool takes)."""
+    with sqlite3.connect(src) as a, sqlite3.connect(dst) as b:
+        a.backup(b)
+
+
+def restore(copy: Path, path: Path) -> None:
+    wipe(path)
+    backup(copy, path)
+
+
+def labels_per_finding(world: World) -> Counter[str]:
+    """How many issues carry each finding's label (1 each, or a duplicate was made)."""
+    return Counter(lb for i in world.issues() for lb in i["labels"] if lb.startswith("sh2jira-"))
+
+
+def assert_one_issue_each(world: World, docs: list[dict[str, Any]]) -> None:
+    counts = labels_per_finding(world)
+    assert [counts[FindingKey(d["ProductArn"], d["Id"]).label] for d in docs] == [1] * len(docs)
+
+
+def linked(world: World, doc: dict[str, Any]) -> str:
+    return str((world.finding(doc["Id"]).get("UserDefinedFields") or {}).get("sh2jira_issue", ""))
+
+
+def test_deleted_ledger_is_rebuilt_from_jira_with_no_duplicate_and_no_write(world: World) -> None:
+    provider = Provider(world)
+    docs = [provider.send(finding(n)) for n in range(30)]
+    assert world.cycle().created == 30
+    wipe(world.tmp / "ledger.sqlite3")
+    world.reset_counts()
+    report = world.cycle()
+    assert report.created == 0 and report.adopted == 30
+    assert_one_issue_each(world, docs)
+    assert world.jira_writes() == 0  # the rebuild reads; it writes nothing to Jira
+    assert world.sh_calls("BatchUpdateFindings") == 0  # every link-back already names the right issue
+    assert all(linked(world, d) == world.issue_for(d["Id"])["key"] for d in docs)
+
+
+def test_deleted_ledger_then_a_change_updates_the_same_issue(world: World) -> None:
+    provider = Provider(world)
+    doc = provider.send(finding(1))
+    world.cycle()
+    key = world.issue_for(doc["Id"])["key"]
+    wipe(world.tmp / "ledger.sqlite3")
+    provider.send({**doc, "Severity": {"Label": "CRITICAL", "Normalized": 90}})
+    report = world.cycle()
+    assert report.created == 0 and report.updated == 1
+    issue = world.sandbox.jira_app.issue(key)
+    assert issue["priority"] == "Highest" and len(world.issues()) == 1
+
+
+def test_restored_old_copy_neither_duplicates_nor_undoes_closures(world: World, tmp_path: Path) -> None:
+    provider = Provider(world)
+    ledger = world.tmp / "ledger.sqlite3"
+    old = [provider.send(finding(n)) for n in range(10)]
+    world.cycle()
+    backup(ledger, tmp_path / "copy.sqlite3")  # last week's backup
+    new = [provider.send(finding(n)) for n in range(10, 20)]  # 10 creates after the copy
+    for doc in old[:3]:  # 3 closures from Security Hub's side
+        provider.send({**doc, "RecordState": "ARCHIVED"})
+    report = world.cycle()
+    assert report.created == 10 and report.resolved == 3
+    for doc in old[3:5]:  # 2 closures made in Jira by a person
+        world.sandbox.jira_app.transition_issue(world.issue_for(doc["Id"])["key"], "Done", resolution="Won't Do")
+    assert world.cycle().from_jira == 2
+
+    restore(tmp_path / "copy.sqlite3", ledger)
+    world.cycle()
+    world.cycle()
+    assert_one_issue_each(world, old + new)
+    for doc in old[:5]:  # closed on both sides, and not reopened
+        assert world.sandbox.jira_app.issue(world.issue_for(doc["Id"])["key"])["statusCategory"] == "done"
+    assert [world.finding(d["Id"])["Workflow"]["Status"] for d in old[3:5]] == ["SUPPRESSED"] * 2
+    for doc in old[5:] + new:
+        assert world.sandbox.jira_app.issue(world.issue_for(doc["Id"])["key"])["statusCategory"] != "done"
+        assert linked(world, doc) == world.issue_for(doc["Id"])["key"]
+
+
+def test_two_instances_with_separate_ledgers_never_duplicate_and_settle(world: World) -> None:
+    provider = Provider(world)
+    a = world.config(ledger="a.sqlite3", name="a.yaml")
+    b = world.config(ledger="b.sqlite3", name="b.yaml")
+    docs = [provider.send(finding(n)) for n in range(30)]
+    assert world.cycle(a).created == 30
+    assert world.cycle(b).created == 0
+    docs += [provider.send(finding(n)) for n in range(30, 35)]
+    assert world.cycle(b).created == 5
+    assert world.cycle(a).created == 0  # A learns B's issues before it would create
+    assert_one_issue_each(world, docs)
+    world.reset_counts()
+    for cfg in (a, b):  # a second round: the link-backs have settled, nothing is rewritten
+        world.cycle(cfg)
+    assert world.sh_calls("BatchUpdateFindings") == 0 and world.jira_writes() == 0
+    assert all(linked(world, d) == world.issue_for(d["Id"])["key"] for d in docs)
+
+
+def test_link_back_of_a_finding_is_trusted_only_with_the_findings_label(world: World) -> None:
+    provider = Provider(world)
+    doc = provider.send(finding(1))
+    other = provider.send(finding(2))
+    world.cycle()
+    key = world.issue_for(doc["Id"])["key"]
+    wipe(world.tmp / "ledger.sqlite3")
+    # Someone typed the first finding's issue key into the second finding: not trusted (wrong label).
+    world.client().batch_update_findings(
+        FindingIdentifiers=[{"Id": other["Id"], "ProductArn": other["ProductArn"]}],
+        UserDefinedFields={"sh2jira_issue": key})
+    world.cycle()
+    assert_one_issue_each(world, [doc, other])
+    assert linked(world, other) == world.issue_for(other["Id"])["key"] != key
+
+
+def test_done_issue_rebuilt_from_jira_sends_its_closure_to_the_finding_instead_of_reopening(world: World) -> None:
+    provider = Provider(world)
+    doc = provider.send(finding(1))
+    world.cycle()
+    key = world.issue_for(doc["Id"])["key"]
+    world.sandbox.jira_app.transition_issue(key, "Done", resolution="Done")
+    wipe(world.tmp / "ledger.sqlite3")  # lost before the Jira-side closure reached the finding
+    provider.send(doc)  # re-evaluated: still failing, still NOTIFIED
+    report = world.cycle()
+    assert report.reopened == 0
+    assert world.sandbox.jira_app.issue(key)["statusCategory"] == "done"
+    assert world.finding(doc["Id"])["Workflow"]["Status"] == "RESOLVED"
+
+
+def test_reopen_keeps_unchanged_fields_unwritten(world: World) -> None:
+    provider = Provider(world)
+    doc = provider.send(finding(1))
+    world.cycle()
+    provider.send({**doc, "Compliance": {"Status": "PASSED", "SecurityControlId": "S3.8"}})
+    assert world.cycle().resolved == 1
+    provider.send(doc)  # fails again: Security Hub resets the workflow to NEW
+    assert world.cycle().reopened == 1
+    provider.send(doc)  # re-evaluated, nothing changed
+    world.reset_counts()
+    report = world.cycle()
+    assert report.updated == 0 and world.jira_writes() == 0
