@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backstop", type=int, nargs=2, metavar=("MIN", "MAX"),
                    help="every kill also lands at the n-th request of any kind, n drawn from MIN..MAX "
                         "(default: 5 .. 2.4 * findings / kills, so the kills spread over the whole sync)")
+    p.add_argument("--wipes", type=int, default=0,
+                   help="also delete the ledger after this many of the kills, drawn at random (a lost volume)")
     p.add_argument("--workdir", help="keep the config, ledger and run logs here (default: a temporary folder)")
     args = p.parse_args(argv)
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="sh2jira-crash-"))
@@ -43,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
                 grace=args.grace if args.grace is not None else math.ceil(args.index_lag) + 1)
     try:
         h.load(args.findings, seed=args.seed)
-        landed = h.crash(args.kills, seed=args.seed, backstop=tuple(args.backstop) if args.backstop else None)
+        landed = h.crash(args.kills, seed=args.seed, backstop=tuple(args.backstop) if args.backstop else None,
+                         wipes=args.wipes)
         completion = h.complete()
         verdict = verify(h)
         for line in describe(h, landed, completion, verdict, time.monotonic() - started):

@@ -86,7 +86,7 @@ def describe(h: Harness, landed: list[Run], completion: list[Run], verdict: Verd
         "killed by: " + ", ".join(f"{k} {n}" for k, n in sorted(by.items())),
         f"issues open in the ledger at the kills (min/median/max of ticketable): {spread}",
         f"kills that left create intents {left['creating']} (issue already in Jira: {left['ambiguous']}), "
-        f"pending link-backs {left['pending_linkback']}",
+        f"pending link-backs {left['pending_linkback']}; ledger wiped after {h.wiped} kill(s)",
         f"duplicates {verdict.duplicates}, missing issues {verdict.missing_issues}, orphan issues "
         f"{verdict.orphan_issues}, missing link-backs {verdict.missing_linkbacks}, ledger problems "
         f"{verdict.ledger_problems}",

@@ -160,6 +160,7 @@ class Harness:
                                              bulk_size=bulk_size, grace=grace))
         self.runs: list[Run] = []
         self.generated: list[Generated] = []
+        self.wiped = 0  # times the ledger was deleted between runs
 
     def stop(self) -> None:
         self.sandbox.stop()
@@ -212,19 +213,30 @@ class Harness:
         return record
 
     def crash(self, kills: int, seed: int, *, max_runs: int | None = None, backstop: tuple[int, int] | None = None,
-              timer: tuple[float, float] = (0.3, 2.0)) -> list[Run]:
-        """Run until `kills` kills have landed (a planned kill that did not land is tried again later)."""
+              timer: tuple[float, float] = (0.3, 2.0), wipes: int = 0) -> list[Run]:
+        """Run until `kills` kills have landed (a planned kill that did not land is tried again later). After
+        `wipes` of them, drawn at random, the ledger file is deleted too (a container restarted without its
+        volume): the next run must rebuild it from Jira and still make no second issue."""
         guard = backstop or default_backstop(len(self.generated), kills)
         queue = plan_kills(kills, seed, backstop=guard, timer=timer)
+        wipe_after = set(random.Random(seed + 1).sample(range(kills), min(wipes, kills)))
         limit = len(self.runs) + (max_runs if max_runs is not None else 2 * kills + 10)
         landed: list[Run] = []
         while queue and len(self.runs) < limit:
             run = self.run(queue.pop(0))
             if run.killed:
+                if len(landed) in wipe_after:
+                    self.wipe_ledger()
                 landed.append(run)
             elif run.kill is not None:
                 queue.append(run.kill)
         return landed
+
+    def wipe_ledger(self) -> None:
+        """The ledger is lost: its file and SQLite's WAL and shared-memory files are deleted."""
+        for suffix in ("", "-wal", "-shm"):
+            (self.workdir / f"ledger.sqlite3{suffix}").unlink(missing_ok=True)
+        self.wiped += 1
 
     def complete(self, max_runs: int = 8) -> list[Run]:
         """Unkilled runs until one has nothing to do and the ledger holds no intent and no pending link-back."""

@@ -3,7 +3,8 @@
 Exit codes: 0 done; 1 could not run (a cycle or start-up failed: service unreachable, Jira refused the token,
 Jira mismatch, missing secret, AWS profile unknown, or any unexpected error); 2 invalid config or usage (a bad
 option, config, rulebook or input file; nothing was written); 3 (`run --once`) the cycle ran, but some items
-failed and wait in the retry queue for a later cycle (the cycle completed and its report has errors). Every failure ends in one line on stderr (a JSON object with
+failed and wait in the retry queue for a later cycle (the cycle completed and its report has errors).
+Every failure ends in one line on stderr (a JSON object with
 --log-format json), never a traceback; --log-level DEBUG adds the traceback of an unexpected error.
 The global options (--log-format, --log-level) go before or after the subcommand.
 """
@@ -89,6 +90,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .lease import LeaseHeld
     from .metrics import Metrics
     from .progress import Progress
+    from .reconcile import PeriodicAudit
     from .runner import CycleRun, Runner, _safe, backoff, exit_code, install_stop_signals
 
     cfg = _load(find_config(args.config))
@@ -147,7 +149,14 @@ def cmd_run(args: argparse.Namespace) -> int:
                                      f"for a retry (exit {code}); first: "
                                      f"{report.errors[0] if report.errors else 'link-backs not written'}")
             return code
-        runner = Runner(cycle, cfg.run.interval_seconds, stop=stop)
+        audits = PeriodicAudit(syncer, cfg.reconcile.interval_hours, metrics, cfg.closure.duplicate_resolution)
+
+        def cycle_then_audit() -> Any:  # the audit (every reconcile.interval_hours) follows a cycle that ran
+            report = cycle()
+            audits.maybe_run()
+            return report
+
+        runner = Runner(cycle_then_audit, cfg.run.interval_seconds, stop=stop)
         syncer.should_stop = stop.is_set
         return runner.run_forever()
     finally:

@@ -35,7 +35,7 @@ BURST = "jira-burst-based"
 PER_ISSUE = "jira-per-issue-on-write"
 WRITES = frozenset({"POST", "PUT", "DELETE", "PATCH"})
 MAX_PAUSE = 3600.0  # a quota resets hourly: a longer Retry-After is taken as an hour
-MAX_SPACING = 5.0  # near the limit, at most this long between two requests
+MAX_SPACING = 60.0  # near the limit, at most this long between two requests
 NEAR_SHARE = 0.2  # Beta-RateLimit remainder at or below this share of the policy's quota counts as "near"
 _ISSUE_IN_PATH = re.compile(r"/issue/([A-Za-z][A-Za-z0-9_]*-\d+|\d+)(?:/|$)")
 _ISSUE_KEY = re.compile(r"^[A-Z][A-Z0-9_]+-\d+$")
@@ -173,11 +173,11 @@ class JiraGate:
                     self.endpoint_until[ep] = max(self.endpoint_until.get(ep, 0.0), now + wait)
             if sig.near:
                 self.near_signals += 1
-                if sig.remaining is not None and sig.reset is not None:
+                if sig.remaining is not None and sig.reset is not None:  # spread what is left over the time left
                     spread = sig.reset / max(sig.remaining, 1.0)
-                else:
+                else:  # only the NearLimit flag: halve the pace each time Jira says so
                     spread = max(self.spacing * 2, 0.25)
-                self.spacing = min(MAX_SPACING, max(self.spacing, spread))
+                self.spacing = min(MAX_SPACING, spread)
             elif status < 400 and self.spacing > 0:
                 self.spacing = self.spacing / 2 if self.spacing > 0.02 else 0.0
         if status == 429:

@@ -76,6 +76,12 @@ class Metrics:
                                   "0 once it is read again.", ("account", "region", "reason"),
                                   registry=self.registry)
         self._failing_scopes: dict[tuple[str, str, str], None] = {}
+        self.reconcile_count = Gauge(PREFIX + "reconcile_count", "Counts of the last reconcile audit: "
+                                     "findings_active, issues_open, missing, duplicates, orphans, stale_linkbacks, "
+                                     "ledger_drift (all but the first two should be 0).", ("kind",),
+                                     registry=self.registry)
+        self.reconcile_timestamp = Gauge(PREFIX + "reconcile_timestamp_seconds", "Unix time of the last reconcile "
+                                         "audit (0: none yet).", registry=self.registry)
         for kind in ERROR_KINDS:  # known series exist from the start, so rate() and alerts see a 0, not nothing
             self.errors.labels(kind=kind)
         for outcome in OUTCOMES:
@@ -119,6 +125,14 @@ class Metrics:
         """The retry queue's size by kind (every known kind, 0 included)."""
         for kind in (*STUCK_KINDS, *counts):
             self.stuck_items.labels(kind=kind).set(counts.get(kind, 0))
+
+    def observe_audit(self, counts: dict[str, int], now: float | None = None) -> None:
+        """The counts of a reconcile audit (long-running mode runs one every reconcile.interval_hours)."""
+        import time
+
+        for kind, value in counts.items():
+            self.reconcile_count.labels(kind=kind).set(value)
+        self.reconcile_timestamp.set(time.time() if now is None else now)
 
     def observe_cycle(self, report: object | None, duration: float, ok: bool, now: float,
                       reason: str = "") -> None:

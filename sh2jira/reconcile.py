@@ -247,3 +247,44 @@ def run_command(cfg: Any, *, fix: bool, as_json: bool, out: Any, **build: Any) -
             print(f"read: {error}", file=out)
         print(result.line(), file=out)
     return 0 if result.clean and not snap.errors else 1
+
+
+class PeriodicAudit:
+    """Long-running mode's audit every `reconcile.interval_hours` (read-only: no --fix), its counts exported as
+    the gauge `sh2jira_reconcile_count{kind}`. The time of the last audit is kept in the ledger, so a restart does
+    not audit again; an audit that fails is logged and tried after the next cycle."""
+
+    CURSOR = "reconcile:last"
+
+    def __init__(self, syncer: Syncer, interval_hours: float, metrics: Any = None,
+                 duplicate_resolution: str = "Duplicate") -> None:
+        self.reconciler = Reconciler(syncer, duplicate_resolution=duplicate_resolution)
+        self.syncer = syncer
+        self.interval = interval_hours * 3600
+        self.metrics = metrics
+
+    def due(self) -> bool:
+        if self.interval <= 0:
+            return False
+        from .securityhub import parse_iso
+
+        last = parse_iso(self.syncer.ledger.cursor(self.CURSOR) or "")
+        return last is None or (self.syncer.now() - last).total_seconds() >= self.interval
+
+    def maybe_run(self) -> Audit | None:
+        if not self.due():
+            return None
+        from .securityhub import iso
+
+        try:
+            result, snap = self.reconciler.audit()
+        except Exception as exc:  # noqa: BLE001 - the audit never stops syncing; tried again after the next cycle
+            log.error("reconcile audit failed: %s: %s", type(exc).__name__, exc)
+            return None
+        self.syncer.ledger.set_cursor(self.CURSOR, iso(self.syncer.now()))
+        if self.metrics is not None:
+            self.metrics.observe_audit(result.counts())
+        level = logging.INFO if result.clean and not snap.errors else logging.WARNING
+        log.log(level, "reconcile audit: %s%s", result.line(),
+                "" if result.clean else " (run `sh2jira reconcile --fix` to converge)")
+        return result

@@ -71,7 +71,8 @@ def test_a_broken_glob_in_any_condition_is_refused_with_line_and_key(match: str,
 # --- the token --------------------------------------------------------------------------------------------------
 
 def test_the_token_given_twice_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    text = HEAD + "  token_env: SH2JIRA_JIRA_TOKEN\n  token: {file: /run/secrets/token}\nrulebook: {defaults: {project: SEC}}\n"
+    text = (HEAD + "  token_env: SH2JIRA_JIRA_TOKEN\n  token: {file: /run/secrets/token}\n"
+            "rulebook: {defaults: {project: SEC}}\n")
     assert _problems(tmp_path, text, monkeypatch) == [
         "c.yaml:7: jira.token: the token's source is given twice, here and in jira.token_env: keep one "
         "(token_env: NAME is the same as token: {env: NAME})"]

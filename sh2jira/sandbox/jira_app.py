@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 import re
 import socket
@@ -27,6 +28,7 @@ from . import jira_handlers, jira_search
 from .jira_control import dump_issue, handle_control
 from .jira_http import Ctx, Reply, Route
 from .jira_model import CustomField, Project, User
+from .jira_ratelimit import RateLimits
 from .jira_realism import Fault, Realism, retry_after_header
 from .jira_store import JiraFailure, JiraStore
 from .jira_workflow import Workflow
@@ -61,6 +63,7 @@ class JiraApp:
         self.now = now or (lambda: datetime.fromtimestamp(clock(), UTC))
         self.store = JiraStore(flavour, self.now, clock)
         self.realism = Realism(clock=clock, sleeper=sleeper)
+        self.limits = RateLimits(clock)  # Jira Cloud's 2026 limits: quota, per-endpoint burst, per-issue writes
         self.jql = jql
         self.routes: list[Route] = [*jira_handlers.ROUTES, *jira_search.ROUTES]
 
@@ -100,6 +103,10 @@ class JiraApp:
         wait = self.realism.throttled()
         if wait is not None:
             return self._throttled(wait)
+        limited = self.limits.check(method, path, f"{method} {route.template if route else path}")
+        if limited is not None:
+            status, headers = limited
+            return _reply(Reply(status, {"errorMessages": ["Rate limit exceeded."], "errors": {}}, headers))
         version = params.pop("v", "2").replace("latest", "2")
         if route is None or (version == "3" and self.flavour == "datacenter"):
             status = 405 if path_known and route is None else 404
@@ -113,6 +120,9 @@ class JiraApp:
         after = self.realism.take_fault(method, path, after_write=True)
         if after is not None:
             return self._fault(after, environ)
+        extra = self.limits.headers()
+        if extra:
+            reply = Reply(reply.status, reply.body, {**dict(reply.headers), **extra})
         return _reply(reply)
 
     def _authenticate(self, request: Request) -> str | None:
@@ -173,6 +183,25 @@ class JiraApp:
         """Back to the starting site: project SEC, default users, no issues, no knobs set."""
         self.store.reset()
         self.realism.reset()
+        self.limits.reset()
+
+    def set_quota(self, limit: int | None, seconds: float = 3600, reason: str = "jira-quota-tenant-based") -> None:
+        """The hourly quota: `limit` requests per `seconds` window, then 429 `reason` until the reset; every
+        answer carries Beta-RateLimit(-Policy) and, near the end, X-RateLimit-NearLimit: true."""
+        self.limits.set_quota(limit, seconds, reason)
+
+    def set_endpoint_burst(self, rate: float | None, burst: float | None = None) -> None:
+        """Per-endpoint burst limit: 429 jira-burst-based for the endpoint that went over, others unaffected."""
+        self.limits.set_endpoint_burst(rate, burst)
+
+    def set_issue_write_limit(self, windows: list[tuple[int, float]] | None) -> None:
+        """Per-issue write limits, e.g. [(20, 2), (100, 30)]: 429 jira-per-issue-on-write for that issue."""
+        self.limits.set_issue_write_limit(windows)
+
+    def rotate_token(self, handle: str, token: str) -> None:
+        """Give a user a new API token / PAT; the old one is refused from now on (401), as after a rotation."""
+        user = self.store.catalog.users[handle]
+        self.store.add_user(dataclasses.replace(user, api_token=token, pat=token))
 
     def issues(self) -> list[dict[str, Any]]:
         with self.store.lock:

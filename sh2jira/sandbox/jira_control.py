@@ -96,6 +96,19 @@ def _dispatch(app: JiraApp, route: tuple[str, str], data: dict[str, Any]) -> Res
     if path == "/rate-limit" and method in ("POST", "PUT"):
         app.set_rate_limit(data.get("rate"), data.get("burst"))
         return _json(204)
+    if path == "/quota" and method in ("POST", "PUT"):
+        app.set_quota(data.get("limit"), float(data.get("seconds", 3600)),
+                      str(data.get("reason", "jira-quota-tenant-based")))
+        return _json(204)
+    if path == "/endpoint-burst" and method in ("POST", "PUT"):
+        app.set_endpoint_burst(data.get("rate"), data.get("burst"))
+        return _json(204)
+    if path == "/issue-write-limit" and method in ("POST", "PUT"):
+        app.set_issue_write_limit([(int(n), float(s)) for n, s in data.get("windows") or []])
+        return _json(204)
+    if path == "/token" and method in ("POST", "PUT"):
+        app.rotate_token(str(data["user"]), str(data["token"]))
+        return _json(204)
     if path == "/lag" and method in ("POST", "PUT"):
         app.set_index_lag(float(data["seconds"]))
         return _json(204)

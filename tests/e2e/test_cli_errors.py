@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -167,12 +168,21 @@ def test_run_says_at_start_what_it_reads_and_where_it_writes(env: World, capsys:
         assert part in start, (part, start)
 
 
-def test_the_long_running_start_line_names_the_interval(env: World) -> None:
-    from sh2jira.config import load_config
-    from sh2jira.console import start_line
+def test_long_running_mode_says_at_start_what_it_reads_and_where_it_writes(world: World) -> None:
+    from tests.e2e.test_running import start, wait_for
 
-    line = start_line(load_config(env.write_config()), once=False, dry_run=False)
-    assert line.startswith("every 300 s: reading Security Hub findings in us-east-1")
+    proc = start(world, str(world.write_config()))
+    try:
+        first = wait_for(proc, "reading Security Hub")[0]  # the very first line, before any cycle
+        message = first["message"]
+        assert message.startswith("every 300 s: reading Security Hub findings in us-east-1"), message
+        assert f"Jira issues at {world.sandbox.jira.url}" in message and "projects SEC" in message
+        assert str(world.tmp / "ledger.sqlite3") in message
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_demo_without_findings_at_the_path_is_an_error(tmp_path: Path, capsys: Any) -> None:
