@@ -11,12 +11,16 @@ caught here either: it must not be mistaken for a bad item.
 from __future__ import annotations
 
 import requests
+from botocore.exceptions import BotoCoreError, ClientError
 from jira import JIRAError
 
 from .jira_sink import JiraSetupError, NoTransition, describe_jira_error
 from .lease import LeaseHeld
 from .neterrors import unreachable_reason
 from .retry import AmbiguousWrite
+
+_ITEM_FAILURES = (JIRAError, NoTransition, AmbiguousWrite, requests.RequestException, ValueError, KeyError,
+                  BotoCoreError, ClientError)
 
 
 def is_systemic(exc: BaseException) -> bool:
@@ -28,13 +32,7 @@ def is_item_failure(exc: BaseException) -> bool:
     """True for failures that are isolated to the item that met them."""
     if is_systemic(exc):
         return False
-    try:
-        from botocore.exceptions import BotoCoreError, ClientError
-        aws: tuple[type[BaseException], ...] = (BotoCoreError, ClientError)
-    except ImportError:  # pragma: no cover
-        aws = ()
-    return isinstance(exc, JIRAError | NoTransition | AmbiguousWrite | requests.RequestException | ValueError
-                      | KeyError | aws)
+    return isinstance(exc, _ITEM_FAILURES)
 
 
 def item_error(exc: BaseException, what: str = "") -> str:

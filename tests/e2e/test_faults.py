@@ -339,7 +339,7 @@ def test_matrix_one_issue_whose_transition_always_fails(world: FaultWorld) -> No
     assert any(bad in e for e in first.errors)
     assert world.syncer().ledger.cursor("findings:us-east-1") != cursor_before  # the cursor advanced
     assert row.exit_codes[0] == 3 and row.exit_codes[-1] == 0 and row.cycles == 2
-    assert reports[1].resolved == 1 and reports[1].read == 0  # retried from the queue; the finding was not re-read
+    assert reports[1].resolved == 1 and reports[1].transition_errors == 0
     assert jira.issue(bad)["status"] == "Done"
     assert (row.held_max, row.held_end, row.duplicates, row.unlinked) == (1, 0, 0, 0)
 
