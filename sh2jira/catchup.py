@@ -52,11 +52,9 @@ class CatchUp:
 
     def start_cycle(self) -> int:
         """At the start of a cycle: a full rebuild when the ledger has never been brought up to date."""
-        self.checked = False
         self.adopted = 0
-        if self.ledger.cursor(CURSOR) is None:
-            return self.rebuild(None)
-        return 0
+        self.checked = self.ledger.cursor(CURSOR) is None  # a rebuild now makes this cycle's check needless
+        return self.rebuild(None) if self.checked else 0
 
     def before_create(self, creates: Sequence[Create], scope: str) -> int:
         """Called with a page's planned creates: adopts what Jira already has for them. Returns how many entries

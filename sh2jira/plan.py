@@ -294,6 +294,14 @@ def linked_issue(finding: Finding) -> str:
 def _plan_tracked(finding: Finding, decision: Decision, rulebook: Rulebook, entry: Entry, plan: Plan,
                   link_back: str, suppress_resolutions: frozenset[str] = frozenset()) -> None:
     reason = gone_reason(finding)
+    rebuilt = "description" not in decode_fingerprint(entry.fingerprint)
+    if entry.state == OPEN and rebuilt and finding.is_active and finding.compliance_status != "PASSED" \
+            and finding.workflow_status in ("RESOLVED", "SUPPRESSED") and _sh2jira_status(finding) == "closed":
+        # Rebuilt from an open issue, while the finding still carries the closure sh2jira wrote to it: a person
+        # reopened the issue in Jira and the ledger was lost before that reached the finding. Write the reopen;
+        # resolving the issue again would undo a person's decision.
+        plan.finding_writes.append(reopen_write(_identified(entry, finding), ""))
+        return
     if entry.state == OPEN and reason:
         when = str(finding.raw.get("ProcessedAt") or finding.updated_at or "")
         plan.resolves.append(Transition(finding, entry.issue_key, render.closure_comment(reason, when),
@@ -302,13 +310,13 @@ def _plan_tracked(finding: Finding, decision: Decision, rulebook: Rulebook, entr
                                             linkback_pending=link_back != "off")))
         return
     if entry.state == CLOSED:
-        rebuilt = decode_fingerprint(entry.fingerprint)
-        if "description" not in rebuilt and finding.is_active and finding.compliance_status != "PASSED" \
+        if rebuilt and finding.is_active and finding.compliance_status != "PASSED" \
                 and finding.workflow_status == "NOTIFIED":
             # Rebuilt from a done issue, while the finding still shows sh2jira's link-back: the closure made in
             # Jira never reached the finding (the ledger was lost first). Write it now; reopening would undo a
             # person's decision.
-            plan.finding_writes.append(closure_write(_identified(entry, finding), rebuilt.get("resolution", ""),
+            resolution = decode_fingerprint(entry.fingerprint).get("resolution", "")
+            plan.finding_writes.append(closure_write(_identified(entry, finding), resolution,
                                                      suppress_resolutions, ""))
             return
         if not came_back(finding):
@@ -401,6 +409,20 @@ def closure_write(entry: Entry, resolution: str, suppress_resolutions: Iterable[
     return FindingWrite(entry.with_(state=CLOSED, linkback_pending=False), values, status.lower())
 
 
+def reopen_write(entry: Entry, who: str) -> FindingWrite:
+    """The write that tells a finding its issue was reopened in Jira: back to NOTIFIED, with a Note."""
+    by = f" by {who}" if who else ""
+    note = f"Jira issue {entry.issue_key} was reopened{by}."
+    values = {"Workflow": {"Status": "NOTIFIED"}, "Note": {"Text": note[:512], "UpdatedBy": "sh2jira"},
+              "UserDefinedFields": {LINK_FIELD_STATUS: "open"}}
+    return FindingWrite(entry.with_(state=OPEN, linkback_pending=False), values, "reopened")
+
+
+def _sh2jira_status(finding: Finding) -> str:
+    udf = finding.raw.get("UserDefinedFields") or {}
+    return str(udf.get(LINK_FIELD_STATUS) or "") if isinstance(udf, Mapping) else ""
+
+
 def plan_jira_changes(issues: Sequence[Mapping[str, Any]], by_issue: Mapping[str, Entry],
                       suppress_resolutions: set[str]) -> list[FindingWrite]:
     """Issues a person resolved or reopened in Jira → writes to their findings. sh2jira's own transitions
@@ -414,14 +436,10 @@ def plan_jira_changes(issues: Sequence[Mapping[str, Any]], by_issue: Mapping[str
         category = ((fields.get("status") or {}).get("statusCategory") or {}).get("key")
         resolution = str((fields.get("resolution") or {}).get("name") or "")
         who = _resolver(issue)
-        by = f" by {who}" if who else ""
         if category == "done" and entry.state == OPEN:
             writes.append(closure_write(entry, resolution, suppress_resolutions, who))
         elif category != "done" and category is not None and entry.state == CLOSED:
-            note = f"Jira issue {entry.issue_key} was reopened{by}."
-            values = {"Workflow": {"Status": "NOTIFIED"}, "Note": {"Text": note[:512], "UpdatedBy": "sh2jira"},
-                      "UserDefinedFields": {LINK_FIELD_STATUS: "open"}}
-            writes.append(FindingWrite(entry.with_(state=OPEN, linkback_pending=False), values, "reopened"))
+            writes.append(reopen_write(entry, who))
     return writes
 
 

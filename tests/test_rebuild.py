@@ -122,3 +122,16 @@ def test_audit_counts_each_kind() -> None:
     assert not result.clean and "missing=1 duplicates=1 orphans=1" in result.line()
 
 
+
+
+def test_rebuilt_open_issue_sends_a_jira_reopen_to_a_finding_sh2jira_had_closed() -> None:
+    """The issue was reopened in Jira, then the ledger was lost: the finding still says RESOLVED with sh2jira's
+    closed marker. The reopen is written to the finding; the issue is not resolved again."""
+    f = finding(Workflow={"Status": "RESOLVED"}, UserDefinedFields={"sh2jira_status": "closed"})
+    issue = parse_issue(jira_issue("SEC-1", f))
+    assert issue is not None
+    plan = plan_page([f], rulebook(), {f.key.digest: entry_from_issue(issue)}, {})
+    (write,) = plan.finding_writes
+    assert write.kind == "reopened" and write.values["Workflow"] == {"Status": "NOTIFIED"} and not plan.resolves
+    console = finding(Workflow={"Status": "RESOLVED"}, UserDefinedFields={"sh2jira_status": "open"})
+    assert plan_page([console], rulebook(), {f.key.digest: entry_from_issue(issue)}, {}).resolves  # the console's

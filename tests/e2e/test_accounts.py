@@ -30,10 +30,10 @@ from werkzeug.wrappers import Request, Response
 from sh2jira import wiki
 from sh2jira.app import SetupError
 from sh2jira.cli import main
-from sh2jira.health import HealthApp
-from sh2jira.metrics import Metrics
 from sh2jira.config import Config, load_config
 from sh2jira.finding import Finding, FindingKey
+from sh2jira.health import HealthApp
+from sh2jira.metrics import Metrics
 from sh2jira.sandbox import launch
 from sh2jira.sandbox.jira_app import JiraApp
 from sh2jira.sandbox.securityhub import SecurityHubApp

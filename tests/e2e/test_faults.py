@@ -425,7 +425,7 @@ def test_matrix_near_limit_slows_down_before_any_429(world: FaultWorld) -> None:
     docs = settled(world)
     jira = world.sandbox.jira_app
     change(world, docs, Title="Retitled")
-    jira.set_quota(45, seconds=600)  # fits, but the last fifth is announced with NearLimit
+    jira.set_quota(38, seconds=600)  # fits (35 calls), but the last fifth is announced with NearLimit
     syncer = world.syncer()
     started = world.clock()
     report = syncer.run_cycle()

@@ -157,3 +157,30 @@ def test_reopen_keeps_unchanged_fields_unwritten(world: World) -> None:
     world.reset_counts()
     report = world.cycle()
     assert report.updated == 0 and world.jira_writes() == 0
+
+
+def test_dry_run_on_a_lost_ledger_plans_like_the_real_run_and_writes_nothing(world: World) -> None:
+    provider = Provider(world)
+    [provider.send(finding(n)) for n in range(5)]
+    world.cycle()
+    ledger = world.tmp / "ledger.sqlite3"
+    wipe(ledger)
+    world.reset_counts()
+    report = world.cycle(dry_run=True)
+    assert report.created == 0 and report.adopted == 5  # the rebuild, in memory
+    assert not ledger.exists() and world.jira_writes() == 0 and world.sh_calls("BatchUpdateFindings") == 0
+
+
+def test_reopen_in_jira_while_the_ledger_was_lost_reaches_the_finding(world: World) -> None:
+    provider = Provider(world)
+    doc = provider.send(finding(1))
+    world.cycle()
+    key = world.issue_for(doc["Id"])["key"]
+    world.sandbox.jira_app.transition_issue(key, "Done", resolution="Done")
+    assert world.cycle().from_jira == 1 and world.finding(doc["Id"])["Workflow"]["Status"] == "RESOLVED"
+    world.sandbox.jira_app.transition_issue(key, "Reopen")
+    wipe(world.tmp / "ledger.sqlite3")
+    report = world.cycle()
+    assert report.resolved == 0  # the person's reopen is not undone
+    assert world.sandbox.jira_app.issue(key)["statusCategory"] != "done"
+    assert world.finding(doc["Id"])["Workflow"]["Status"] == "NOTIFIED"
