@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import sqlite3
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from sh2jira.finding import FindingKey
-from tests.e2e.world import Provider, World, finding, sandbox, world  # noqa: F401
+from sh2jira.sandbox import launch
+from sh2jira.sandbox.jira_app import JiraApp
+from sh2jira.sandbox.securityhub import SecurityHubApp
+from sh2jira.sandbox.server import serve
+from tests.e2e.world import NOW, Provider, World, finding, sandbox, world  # noqa: F401
 
 
 def wipe(path: Path) -> None:
@@ -184,3 +191,35 @@ def test_reopen_in_jira_while_the_ledger_was_lost_reaches_the_finding(world: Wor
     assert report.resolved == 0  # the person's reopen is not undone
     assert world.sandbox.jira_app.issue(key)["statusCategory"] != "done"
     assert world.finding(doc["Id"])["Workflow"]["Status"] == "NOTIFIED"
+
+
+@pytest.mark.parametrize("flavour", ["cloud", "datacenter"])
+def test_a_reopen_70_s_after_the_last_search_is_seen_by_the_next_one(flavour: str, tmp_path: Path) -> None:
+    """The issue was created 30 s before search S1, which saw it done; a person reopened it; S2 runs 70 s after S1.
+    Rounding the minutes since S1 up (2) left out every issue created in the last 2 minutes, this one too."""
+    clock = [NOW.timestamp()]
+    jira_app = JiraApp(flavour, clock=lambda: clock[0], now=lambda: datetime.fromtimestamp(clock[0], UTC))
+    sh_app = SecurityHubApp(default_account=launch.ADMIN_ACCOUNT, administrators={launch.ADMIN_ACCOUNT: ["*"]})
+    box = launch.Sandbox(serve(sh_app), sh_app, serve(jira_app), jira_app)
+    try:
+        w = World(box, tmp_path, flavour)
+
+        def at(seconds: float) -> None:
+            clock[0] = NOW.timestamp() + seconds
+            w.now = datetime.fromtimestamp(clock[0], UTC)
+
+        doc = Provider(w).send(finding(1))
+        at(0)
+        assert w.cycle().created == 1
+        key = w.issue_for(doc["Id"])["key"]
+        at(10)
+        jira_app.transition_issue(key, "Done", resolution="Done")
+        at(30)
+        assert w.cycle().from_jira == 1  # S1 sees it done
+        at(40)
+        jira_app.transition_issue(key, "Reopen")
+        at(100)
+        assert w.cycle().from_jira == 1  # S2, 70 s after S1, sees the reopen
+        assert w.finding(doc["Id"])["Workflow"]["Status"] == "NOTIFIED"
+    finally:
+        box.stop()
