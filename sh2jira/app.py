@@ -13,7 +13,8 @@ import boto3
 
 from .config import Config
 from .jira_sink import JiraSetupError, JiraSink, connect
-from .ledger import Ledger, SqliteLedger
+from .lease import Lease
+from .ledger import OPEN, Ledger, SqliteLedger
 from .metrics import Metrics, instrument_boto3_client, instrument_jira_session
 from .overlay import OverlayLedger
 from .pacing import Limiter, Pacer, Quota, pace_boto3_client
@@ -30,6 +31,8 @@ from .securityhub import (
     client_factory,
     scopes,
 )
+from .securityhub_v2 import LINK_STATUS, SecurityHubV2, v2_scope
+from .sources import RoutedHub
 from .sync import CycleReport, Syncer, SyncOptions
 
 
@@ -85,6 +88,28 @@ def account_roles(cfg: Config) -> list[AccountRole]:
     return [AccountRole(a.account_id, a.role_name, a.external_id) for a in cfg.securityhub.accounts]
 
 
+def source_scopes(cfg: Config) -> list[str]:
+    """The scopes a cycle reads, by `securityhub.source`: the CSPM scopes, their V2 twins (`v2:<scope>`), or
+    both, CSPM first (so a finding both carry stays driven by CSPM: sources.py)."""
+    base = hub_scopes(cfg)
+    source = cfg.securityhub.source
+    return (base if source != "v2" else []) + ([v2_scope(s) for s in base] if source != "cspm" else [])
+
+
+def open_sources(cfg: Config, hub: SecurityHub, ledger: Ledger) -> SecurityHub | RoutedHub:
+    """With `source: v2` or `both`, the CSPM adapter behind a router that also reads the new Security Hub
+    through the same clients, pacing and metrics (securityhub_v2.py, sources.py)."""
+    if cfg.securityhub.source == "cspm":
+        return hub
+
+    def tracked(scope: str) -> list[tuple[str, str]]:
+        return [(e.finding_id, e.product_arn) for e in ledger.in_state(OPEN) if e.region == scope and e.finding_id]
+
+    v2 = SecurityHubV2(hub._clients, page_size=hub.page_size, preflight=hub._preflight, tracked=tracked,
+                       link_status=LINK_STATUS[cfg.securityhub.v2_link_status])
+    return RoutedHub(hub, v2, ledger, source_scopes(cfg))
+
+
 def hub_scopes(cfg: Config) -> list[str]:
     """What the Syncer iterates: regions, or "<account>/<region>" for each configured account."""
     return scopes(cfg.securityhub.regions, account_roles(cfg))
@@ -132,7 +157,14 @@ def open_hub(cfg: Config, session: boto3.session.Session | None = None,
     return hub
 
 
-def open_ledger(cfg: Config, *, dry_run: bool = False) -> Ledger:
+def open_ledger(cfg: Config, *, dry_run: bool = False, session: boto3.session.Session | None = None) -> Ledger:
+    """The configured backend (`ledger.backend`); the core never knows which one it got."""
+    if cfg.ledger.backend == "dynamodb":
+        from .ledgers.dynamodb import DynamoLedger, dynamodb_client
+
+        client = dynamodb_client(cfg.ledger.region, cfg.ledger.endpoint_url, session)
+        shared = DynamoLedger(client, cfg.ledger.table)
+        return OverlayLedger(shared) if dry_run else shared
     path = cfg.ledger.path
     if dry_run:  # a dry run writes no file: it plans on an overlay that keeps its writes (a rebuild) in memory
         return OverlayLedger(SqliteLedger(path if os.path.exists(path) else ":memory:"))
@@ -142,7 +174,7 @@ def open_ledger(cfg: Config, *, dry_run: bool = False) -> Ledger:
 def sync_options(cfg: Config, *, dry_run: bool = False) -> SyncOptions:
     sh = cfg.securityhub
     closure = cfg.closure
-    return SyncOptions(regions=hub_scopes(cfg), lookback=timedelta(days=sh.first_run_lookback_days),
+    return SyncOptions(regions=source_scopes(cfg), lookback=timedelta(days=sh.first_run_lookback_days),
                        overlap=timedelta(minutes=sh.overlap_minutes), link_back=sh.link_back,
                        remote_links=cfg.jira.remote_links, dry_run=dry_run,
                        resolve_transitions=tuple(closure.resolve_transitions), resolution=closure.resolution,
@@ -165,6 +197,8 @@ def build_syncer(cfg: Config, *, dry_run: bool = False, out: TextIO | None = Non
         hub = open_hub(cfg, session, metrics, pacer=pacer)
     except (JiraSetupError, HubSetupError) as exc:
         raise SetupError(str(exc)) from None
-    return Syncer(cfg.rulebook, hub, sink, open_ledger(cfg, dry_run=dry_run),
+    ledger = open_ledger(cfg, dry_run=dry_run, session=session)
+    lease = None if dry_run else Lease(ledger, ttl=cfg.ledger.lease_ttl(), clock=clock)
+    return Syncer(cfg.rulebook, open_sources(cfg, hub, ledger), sink, ledger,  # type: ignore[arg-type]
                   sync_options(cfg, dry_run=dry_run), now=now or (lambda: datetime.now(UTC)), out=out, clock=clock,
-                  progress=progress)
+                  progress=progress, lease=lease)

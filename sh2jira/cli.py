@@ -1,4 +1,4 @@
-"""`sh2jira` command line: run, validate, explain, reconcile, demo, sandbox, schema.
+"""`sh2jira` command line: run, validate, explain, reconcile, ledger, demo, sandbox, schema.
 
 Exit codes: 0 done; 1 could not run (a cycle or start-up failed: service unreachable, Jira refused the token,
 Jira mismatch, missing secret, AWS profile unknown, or any unexpected error); 2 invalid config or usage (a bad
@@ -190,7 +190,8 @@ def cmd_healthcheck(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(findings=args.findings, config_path=args.config, flavour=args.flavour, out=sys.stdout)
+    return run_demo(findings=args.findings, config_path=args.config, flavour=args.flavour, out=sys.stdout,
+                    source=args.source)
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
@@ -213,6 +214,12 @@ def cmd_schema(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return EXIT_OK
+
+
+def cmd_ledger(args: argparse.Namespace) -> int:
+    from .ledgers.commands import cmd_ledger as run_ledger
+
+    return run_ledger(args, _load(find_config(args.config)))
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
@@ -300,6 +307,8 @@ def parser() -> argparse.ArgumentParser:
     demo = command("demo", "run a cycle against the local sandbox with sample findings")
     demo.add_argument("--findings", help="a finding JSON file, or a folder of them (default: the shipped samples)")
     demo.add_argument("--flavour", choices=["cloud", "datacenter"], default="cloud")
+    demo.add_argument("--source", choices=["cspm", "v2", "both"],
+                      help="which Security Hub to read (default: the config's securityhub.source)")
     demo.set_defaults(func=cmd_demo)
     sb = command("sandbox", "start the local Security Hub and Jira stand-ins", config=False)
     sb.add_argument("--findings", help="a finding JSON file, or a folder of them (default: the shipped samples)")
@@ -315,6 +324,9 @@ def parser() -> argparse.ArgumentParser:
                                                        "what is missing; never deletes an issue")
     rc.add_argument("--json", action="store_true", help="one JSON object with the counts and the ids behind them")
     rc.set_defaults(func=cmd_reconcile)
+    from .ledgers.commands import add_parser as add_ledger
+
+    add_ledger(command).set_defaults(func=cmd_ledger)
     sc = command("schema", "write the config's JSON Schema (for editors)", config=False)
     sc.add_argument("-o", "--output", help="file to write (default: stdout)")
     sc.set_defaults(func=cmd_schema)

@@ -119,6 +119,11 @@ class SecurityHubConfig(Section):
         "and region) are met instead of bounced off (429s and botocore back-off)."))
     quota_share: float = Field(default=0.95, gt=0, le=1, description=(
         "Share of each quota sh2jira may use; lower it when other tools spend the same account's quota."))
+    source: Literal["cspm", "v2", "both"] = Field(default="cspm", description=(
+        "Which Security Hub to read: cspm (GetFindings, ASFF), v2 (the new Security Hub: GetFindingsV2, OCSF) "
+        "or both. A control finding seen through both has one issue (sources.py)."))
+    v2_link_status: Literal["In Progress", "Other"] = Field(default="In Progress", description=(
+        "The status_id the V2 link-back sets on a finding that got its issue (the CSPM link-back's NOTIFIED)."))
 
     @model_validator(mode="after")
     def _aggregation_reads_one_region(self) -> SecurityHubConfig:
@@ -205,10 +210,27 @@ class ClosureConfig(Section):
 
 
 class LedgerConfig(Section):
-    """Our own finding → issue ledger (SQLite)."""
+    """Our own finding → issue ledger: SQLite (one process) or DynamoDB (several replicas, no volume)."""
 
+    backend: Literal["sqlite", "dynamodb"] = Field(default="sqlite", description=(
+        "sqlite: one file on a volume, one process. dynamodb: one table shared by several replicas "
+        "(ledgers/dynamodb.py); create it with `sh2jira ledger init` or deploy/."))
     path: Path = Field(default=Path("sh2jira.sqlite3"), strict=False, description=(
         "SQLite file; a relative path is relative to the config file's folder (load_config resolves it)."))
+    table: str = Field(default="sh2jira-ledger", pattern=r"^[A-Za-z0-9_.-]{3,255}$", description=(
+        "DynamoDB table name (backend dynamodb)."))
+    region: RegionName | None = Field(default=None, description=(
+        "DynamoDB region (backend dynamodb); unset: boto3's chain (AWS_REGION, the profile)."))
+    endpoint_url: Url | None = Field(default=None, description=(
+        "DynamoDB endpoint for local tests (moto, DynamoDB Local); unset in production."))
+    lease_seconds: float | None = Field(default=None, ge=10, le=3600, description=(
+        "How long the single-writer lease lasts without renewal; a replica on another host takes over this long "
+        "after the holder died. Unset: 600 with sqlite, 60 with dynamodb (replicas)."))
+
+    def lease_ttl(self) -> float:
+        if self.lease_seconds is not None:
+            return self.lease_seconds
+        return 60.0 if self.backend == "dynamodb" else 600.0
 
 
 class RunConfig(Section):

@@ -30,7 +30,16 @@ def start_line(cfg: Any, *, once: bool, dry_run: bool) -> str:
     return (f"{mode}: reading Security Hub findings in {regions} from {accounts} at {endpoint} "
             f"({len(hub_scopes(cfg))} scope(s)); writing Jira issues at {jira.url} "
             f"(projects {', '.join(sorted(projects)) or 'none: every rule skips'}), "
-            f"ledger {cfg.ledger.path}, link-back {sh.link_back}")
+            f"ledger {ledger_name(cfg)}, link-back {sh.link_back}")
+
+
+def ledger_name(cfg: Any) -> str:
+    """Where the ledger is: the SQLite file, or the DynamoDB table (with its region / endpoint when set)."""
+    led = cfg.ledger
+    if led.backend == "sqlite":
+        return str(led.path)
+    where = ", ".join(x for x in (led.region or "", led.endpoint_url or "") if x)
+    return f"dynamodb table {led.table}" + (f" ({where})" if where else "")
 
 
 def describe_error(exc: BaseException) -> str:

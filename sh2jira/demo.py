@@ -37,13 +37,15 @@ def point_at_sandbox(cfg: Config, sandbox: launch.Sandbox, ledger_dir: str) -> C
 
 
 def run_demo(findings: str | None = None, config_path: str | None = None, flavour: str = "cloud",
-             out: TextIO | None = None) -> int:
+             out: TextIO | None = None, source: str | None = None) -> int:
     """`findings` is a JSON file or a folder of them. Exit 2 for a bad config or a findings path that is missing or
     yields no finding (a demo of nothing would look like a silent success), 1 when the cycle cannot start."""
     out = out or __import__("sys").stdout
     with ExitStack() as stack:
         try:
             cfg = _config(config_path, stack)
+            if source:  # --source: which Security Hub the demo reads (the shipped OCSF samples come along)
+                cfg = cfg.model_copy(update={"securityhub": cfg.securityhub.model_copy(update={"source": source})})
             if findings:
                 launch.findings_files(findings)
         except ConfigError as exc:
@@ -58,7 +60,7 @@ def run_demo(findings: str | None = None, config_path: str | None = None, flavou
         stack.callback(sandbox.stop)
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="sh2jira-demo-"))
         print(f"Sandbox: Security Hub at {sandbox.securityhub.url}, Jira ({flavour}) at {sandbox.jira.url}", file=out)
-        loaded = launch.load(sandbox, findings, out)
+        loaded = launch.load(sandbox, findings, out, v2_samples=cfg.securityhub.source != "cspm")
         print(f"Loaded {loaded} finding(s) from {findings or 'the shipped samples'}.", file=out)
         if loaded == 0:
             logs.emit("error", f"--findings {findings}: no finding could be loaded (see the lines above)")
@@ -77,6 +79,8 @@ def run_demo(findings: str | None = None, config_path: str | None = None, flavou
             print(f"  reported: {error}", file=out)
         print_issues(sandbox.jira_app.issues(), out)
         print_linkbacks(sandbox.securityhub_app.findings(), out)
+        if cfg.securityhub.source != "cspm":
+            print_v2_linkbacks(sandbox.securityhub_app.v2.findings(), out)
     return 0
 
 
@@ -99,3 +103,12 @@ def print_linkbacks(findings: list[dict[str, Any]], out: TextIO) -> None:
     for f in linked:
         udf = f["UserDefinedFields"]
         print(f"  {udf['sh2jira_issue']:<8} {f.get('Workflow', {}).get('Status', ''):<9} {f['Id'][:90]}", file=out)
+
+
+def print_v2_linkbacks(findings: list[dict[str, Any]], out: TextIO) -> None:
+    """The new Security Hub's findings: status and sh2jira's comment (V2 has no UserDefinedFields or Note)."""
+    linked = [f for f in findings if str(f.get("comment", "")).startswith("Tracked in Jira as ")]
+    print(f"\nLink-backs on V2 findings ({len(linked)} of {len(findings)}; a finding CSPM also carries is "
+          "linked there):", file=out)
+    for f in linked:
+        print(f"  {f.get('status', ''):<12} {f['comment'][:60]}  {f['finding_info']['uid'][:70]}", file=out)

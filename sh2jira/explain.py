@@ -16,12 +16,22 @@ from typing import Any, TextIO
 
 from . import logs
 from .finding import Finding, FindingError, unwrap_documents
+from .ocsf import is_ocsf, parse_any
 from .plan import Plan, plan_page
 from .rulebook import Rulebook, coarse_filters, explain
 
 # GetFindings filter attribute → the ASFF field it compares (EQUALS, values OR'ed).
 _FILTERED_FIELDS = {"ProductName": "ProductName", "AwsAccountId": "AwsAccountId", "Region": "Region"}
 _FILTER_KEYS = {"ProductName": "product", "AwsAccountId": "account", "Region": "region"}
+
+
+def _filtered_value(finding: Finding, attribute: str) -> Any:
+    """The value a server-side filter compares: the ASFF field itself, or what GetFindingsV2 compares instead
+    (metadata.product.name, cloud.account.uid, cloud.region: securityhub_v2.translate_filters)."""
+    if is_ocsf(finding.raw):
+        return {"ProductName": finding.product_name, "AwsAccountId": finding.account_id,
+                "Region": finding.region}[attribute]
+    return finding.raw.get(_FILTERED_FIELDS[attribute])
 
 
 def not_read_reason(cfg: Any, finding: Finding) -> str:
@@ -35,7 +45,7 @@ def not_read_reason(cfg: Any, finding: Finding) -> str:
         return f"account {finding.account_id} is not in securityhub.accounts (run never reads it)"
     rulebook: Rulebook = cfg.rulebook
     for attribute, conditions in coarse_filters(rulebook).items():
-        value = finding.raw.get(_FILTERED_FIELDS[attribute])
+        value = _filtered_value(finding, attribute)
         if value not in {c["Value"] for c in conditions}:
             return (f"{attribute} {value!r} is not in rulebook.filters.{_FILTER_KEYS[attribute]} "
                     "(a server-side filter: run never reads it)")
@@ -101,7 +111,7 @@ def explain_file(cfg: Any, path: str, out: TextIO) -> int:
         if i:
             print(file=out)
         try:
-            explain_finding(cfg, Finding.parse(raw), out)
+            explain_finding(cfg, parse_any(raw), out)  # ASFF, OCSF, or either's EventBridge event
         except FindingError as exc:
             logs.emit("error", f"{path}: finding #{i}: {exc}")
             status = 2

@@ -21,7 +21,7 @@ from typing import Protocol
 CREATING = "creating"  # intent recorded, no issue key known yet
 OPEN = "open"  # the issue exists and sh2jira considers it open
 CLOSED = "closed"  # the issue is done (resolved by sh2jira or by a triager)
-FAILED = "failed"  # Jira rejected the create (a definite answer): retried when the finding is read again
+FAILED = "failed"  # Jira rejected the create (a definite answer): retried from the retry queue (retry_queue)
 SUPERSEDED = "superseded"  # a newer finding (consolidated-controls switch) took over this one's issue
 
 

@@ -5,7 +5,9 @@ BatchUpdateFindings applies one set of values to every finding it names (FACTS.m
 - `status-only` writes Workflow NOTIFIED and a shared Note: one call per 100 findings;
 - `off` writes nothing.
 The pending set lives in the ledger (crash-safe); a background thread drains it while issues are still being
-created, so link-back never holds up issue creation.
+created, so link-back never holds up issue creation. A link-back Security Hub does not take goes to the retry
+queue (retry_queue.py): it backs off (1 min doubling, at most 6 h) and is never given up, since a finding without
+its link-back is the very thing sh2jira exists to prevent.
 """
 
 from __future__ import annotations

@@ -48,6 +48,9 @@ SECURITYHUB_QUOTAS: dict[str, Quota] = {
     "GetFindings": Quota(3, 6),
     "BatchUpdateFindings": Quota(10, 30),
     "BatchImportFindings": Quota(10, 30),
+    # The new Security Hub publishes no quota: its calls are paced like their CSPM counterparts.
+    "GetFindingsV2": Quota(3, 6),
+    "BatchUpdateFindingsV2": Quota(10, 30),
 }
 SECURITYHUB_OTHER = Quota(10, 30)
 # Pacing exactly at the quota sits on the edge: a call that arrives a microsecond early by the server's clock

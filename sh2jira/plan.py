@@ -16,6 +16,7 @@ from typing import Any
 from . import render
 from .finding import Finding
 from .ledger import CLOSED, CREATING, FAILED, OPEN, SUPERSEDED, Entry
+from .ocsf import DELETED, is_ocsf, link_status_v2, linked_issue_v2
 from .rulebook import Decision, Route, Rulebook, decide
 
 MANAGED_LABEL = "sh2jira"  # on every issue sh2jira manages: lets JQL find them all
@@ -129,6 +130,9 @@ def untracked_reason(finding: Finding) -> str:
 
 def gone_reason(finding: Finding) -> str:
     """Why a tracked finding no longer needs its issue open ('' while it does)."""
+    if finding.record_state == DELETED:
+        return ("the finding no longer exists in Security Hub (the new Security Hub deletes closed findings "
+                "after 14 days)")
     if not finding.is_active:
         return "the finding was archived in Security Hub"
     if finding.compliance_status == "PASSED":
@@ -280,13 +284,15 @@ def needs_link_back(finding: Finding, entry: Entry, mode: str) -> bool:
         return True
     if finding.workflow_status == "NEW":
         return True
-    if mode == "full":
+    if mode == "full" and not is_ocsf(finding.raw):  # V2 has no field for it: its comment is a person's too
         return linked_issue(finding) != entry.issue_key
     return False
 
 
 def linked_issue(finding: Finding) -> str:
     """The issue key the finding's link-back names ('' when it has none)."""
+    if is_ocsf(finding.raw):
+        return linked_issue_v2(finding.raw)
     udf = finding.raw.get("UserDefinedFields") or {}
     return str(udf.get(LINK_FIELD_KEY) or "") if isinstance(udf, Mapping) else ""
 
@@ -419,6 +425,8 @@ def reopen_write(entry: Entry, who: str) -> FindingWrite:
 
 
 def _sh2jira_status(finding: Finding) -> str:
+    if is_ocsf(finding.raw):
+        return link_status_v2(finding.raw)
     udf = finding.raw.get("UserDefinedFields") or {}
     return str(udf.get(LINK_FIELD_STATUS) or "") if isinstance(udf, Mapping) else ""
 

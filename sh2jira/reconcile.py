@@ -29,6 +29,7 @@ from .audit import Audit, audit, finding_ids, younger_duplicates
 from .finding import Finding, FindingError
 from .jira_sink import NoTransition, describe_jira_error
 from .ledger import CLOSED, OPEN, Entry
+from .ocsf import parse_any
 from .plan import IDENTITY_PROPERTY, FindingWrite, plan_jira_changes
 from .rebuild import REBUILD_FIELDS, TrackedIssue, managed_jql, oldest_by_finding, parse_issue
 from .rulebook import coarse_filters
@@ -75,7 +76,7 @@ class Reconciler:
     def _take(self, snap: Snapshot, page: Iterable[dict[str, Any]], scope: str) -> None:
         for doc in page:
             try:
-                f = Finding.parse(doc)
+                f = parse_any(doc)
             except FindingError:
                 continue
             snap.findings.setdefault(f.key.digest, f)

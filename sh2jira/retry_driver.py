@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from .failures import is_systemic, item_error
 from .ledger import CLOSED, CREATING, FAILED, OPEN, RetryItem
+from .ocsf import raw_key
 from .retry_queue import FINDING_KINDS, when
 from .securityhub import SCOPE_UNAVAILABLE, ScopeUnavailable
 
@@ -78,7 +79,7 @@ def _findings(syncer: Syncer, report: CycleReport, items: list[RetryItem]) -> No
             raw = syncer.hub.by_ids(region, ids)
         except ScopeUnavailable:
             continue  # the scope is reported with the cycle; the rows wait for it
-        present = {(f.get("Id"), f.get("ProductArn")) for f in raw}
+        present = {(k.id, k.product_arn) for f in raw if (k := raw_key(f)) is not None}  # ASFF or OCSF
         for item in group:
             e = entries[item.key]
             if (e.finding_id, e.product_arn) not in present:

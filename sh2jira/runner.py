@@ -78,7 +78,8 @@ class CycleRun:
             self.rejected = isinstance(exc, JiraAuthError)
             if self.rejected:
                 self.metrics.observe_auth(True)
-            self.metrics.observe_cycle(None, self.monotonic() - started, False, self.clock(), reason=_safe(exc))
+            self.metrics.observe_cycle(getattr(exc, "report", None),  # NoScopeReadable: which scopes failed
+                                       self.monotonic() - started, False, self.clock(), reason=_safe(exc))
             self._stuck()
             raise
         if self.progress is not None:

@@ -24,6 +24,7 @@ from .jira_sink import JiraSink, NoTransition
 from .lease import Lease, LeaseHeld
 from .ledger import CREATING, FAILED, OPEN, Entry, Ledger
 from .linkback import LinkBackWriter
+from .ocsf import parse_any
 from .plan import (
     IDENTITY_PROPERTY,
     LINK_FIELD_STATUS,
@@ -332,7 +333,7 @@ class Syncer:
         for raw in page:
             report.read += 1
             try:
-                findings.append(Finding.parse(raw))
+                findings.append(parse_any(raw))  # ASFF (GetFindings) or OCSF (GetFindingsV2)
             except FindingError as exc:
                 report.invalid += 1
                 report.errors.append(str(exc))

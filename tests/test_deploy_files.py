@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
 K8S = DEPLOY / "kubernetes"
 ECS = DEPLOY / "ecs" / "task-definition.json"
+REPLICAS = K8S / "replicas"
 
 
 def load_all() -> dict[Path, list[Any]]:
@@ -38,7 +39,7 @@ def k8s_objects() -> dict[str, dict[str, Any]]:
     """Kubernetes objects by kind (each kind appears once in these examples)."""
     out: dict[str, dict[str, Any]] = {}
     for path, docs in load_all().items():
-        if K8S in path.parents:
+        if K8S in path.parents and REPLICAS not in path.parents:  # the replicas example is a set of its own
             for doc in docs:
                 assert doc["kind"] not in out, f"{doc['kind']} defined twice"
                 out[doc["kind"]] = doc
@@ -333,3 +334,19 @@ def test_dockerignore_keeps_the_context_to_what_the_image_needs() -> None:
     copied = {word for args in of(stages()[0], "COPY") for word in args.split()[:-1]}
     assert copied == {"pyproject.toml", "constraints.txt", "README.md", "LICENSE", "sh2jira"}
     assert not copied & patterns, "the Dockerfile copies a file .dockerignore leaves out"
+
+
+def test_the_replicas_example_runs_two_replicas_on_the_dynamodb_ledger_without_a_volume(tmp_path: Path) -> None:
+    docs = {d["kind"]: d for d in load_all()[REPLICAS / "deployment.yaml"]}
+    assert set(docs) == {"ConfigMap", "Deployment", "PodDisruptionBudget"}
+    (tmp_path / "config.yaml").write_text(docs["ConfigMap"]["data"]["config.yaml"])
+    cfg = load_config(tmp_path / "config.yaml")
+    assert cfg.ledger.backend == "dynamodb" and cfg.ledger.endpoint_url is None and cfg.ledger.lease_ttl() == 60
+    spec = docs["Deployment"]["spec"]
+    assert spec["replicas"] == 2 and docs["PodDisruptionBudget"]["spec"]["minAvailable"] == 1
+    pod = spec["template"]["spec"]
+    assert not any("persistentVolumeClaim" in v for v in pod["volumes"])
+    (c,) = pod["containers"]
+    assert c["command"] == container("Deployment")["command"] and c["args"] == ["run"]
+    assert c["image"] == container("Deployment")["image"]
+    assert pod["securityContext"]["runAsUser"] == image_uid() and c["securityContext"]["readOnlyRootFilesystem"]

@@ -7,11 +7,12 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from sh2jira.lease import Lease, LeaseHeld, holder_is_gone, my_holder
-from sh2jira.ledger import SqliteLedger
+from tests.fixtures.ledgers import moto_server, new_ledger  # noqa: F401
 
 
 class Clock:
@@ -22,8 +23,8 @@ class Clock:
         return self.t
 
 
-def test_second_holder_is_refused_until_release_or_expiry(tmp_path: Path) -> None:
-    ledger = SqliteLedger(tmp_path / "l.sqlite3")
+def test_second_holder_is_refused_until_release_or_expiry(new_ledger: Any) -> None:
+    ledger = new_ledger()
     clock = Clock()
     first, second = Lease(ledger, ttl=60, clock=clock), Lease(ledger, ttl=60, clock=clock)
     first.acquire()
@@ -37,8 +38,8 @@ def test_second_holder_is_refused_until_release_or_expiry(tmp_path: Path) -> Non
     first.acquire()
 
 
-def test_a_killed_holder_on_this_host_is_taken_over_at_once(tmp_path: Path) -> None:
-    ledger = SqliteLedger(tmp_path / "l.sqlite3")
+def test_a_killed_holder_on_this_host_is_taken_over_at_once(new_ledger: Any) -> None:
+    ledger = new_ledger()
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         start = Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()[19]

@@ -21,6 +21,7 @@ from typing import Any, TextIO
 import yaml
 
 from ..finding import unwrap_documents
+from ..ocsf import is_ocsf
 from .jira_app import JiraApp
 from .jira_model import DEFAULT_USERS
 from .securityhub import SecurityHubApp
@@ -93,17 +94,27 @@ def path_findings(path: str | Path) -> Iterator[tuple[str, Any]]:
             yield file.name, finding
 
 
-def load(sandbox: Sandbox, findings: str | None, out: TextIO | None = None) -> int:
-    """Import findings (a file or a folder; default: the shipped samples) into the Security Hub stand-in, by their
-    own account and region; return the count. Raises FindingsPathError for a path that is not there."""
+def sample_findings_v2() -> list[Any]:
+    """The shipped OCSF findings of the new Security Hub (three share their identity with findings.json)."""
+    text = resources.files("sh2jira.samples").joinpath("findings-v2.json").read_text(encoding="utf-8")
+    return unwrap_documents(json.loads(text))
+
+
+def load(sandbox: Sandbox, findings: str | None, out: TextIO | None = None, *, v2_samples: bool = False) -> int:
+    """Import findings (a file or a folder; default: the shipped samples, with `v2_samples` the OCSF ones too) into
+    the Security Hub stand-in, by their own account and region: ASFF through BatchImportFindings' rules, OCSF into
+    the new Security Hub's store; return the count. Raises FindingsPathError for a path that is not there."""
     items = list(path_findings(findings)) if findings else [("samples", f) for f in sample_findings()]
+    if not findings and v2_samples:
+        items += [("samples-v2", f) for f in sample_findings_v2()]
     loaded = 0
     for name, finding in items:
         if isinstance(finding, dict) and "__error__" in finding:
             if out:
                 print(f"  {name}: skipped, {finding['__error__']}", file=out)
             continue
-        result = sandbox.securityhub_app.load([finding])
+        store = sandbox.securityhub_app.v2 if is_ocsf(finding) else sandbox.securityhub_app
+        result = store.load([finding])
         loaded += int(result.get("SuccessCount", 0))
         for failed in result.get("FailedFindings", []):
             if out:

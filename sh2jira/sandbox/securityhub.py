@@ -35,6 +35,8 @@ from sh2jira.sandbox.sh_filters import DEFAULT_SORT, compile_filters, resolve_so
 from sh2jira.sandbox.sh_paging import decode_token, encode_token, page, query_digest
 from sh2jira.sandbox.sh_scope import Accounts, Aggregation, Caller, identify, region_scope
 from sh2jira.sandbox.sh_store import Key, StoredFinding, apply_update, import_finding
+from sh2jira.sandbox.sh_v2 import V2Findings
+from sh2jira.sandbox.sh_v2_filters import validation
 from sh2jira.sandbox.sh_validate import format_timestamp, validate_request
 
 MAX_UPDATE_IDENTIFIERS = 100
@@ -72,7 +74,9 @@ class SecurityHubApp:
             "GetFindingAggregator": self._get_aggregator, "ListFindingAggregators": self._list_aggregators,
             "UpdateFindingAggregator": self._update_aggregator,
             "DeleteFindingAggregator": self._delete_aggregator,
+            "GetFindingsV2": self._get_findings_v2, "BatchUpdateFindingsV2": self._batch_update_v2,
         }
+        self.v2 = V2Findings(self._now, self.events.append)  # the new Security Hub's OCSF findings (sh_v2.py)
 
     # ---- Python controls ---------------------------------------------------------------------------------
 
@@ -81,6 +85,7 @@ class SecurityHubApp:
         with self._lock:
             self._stores.clear()
             self.events.clear()
+            self.v2.reset()
             self._aggregation = self._initial_aggregation
             self._disabled.clear()
         self.calls.reset()
@@ -323,6 +328,25 @@ class SecurityHubApp:
                     self._emit(sf)
         return {"ProcessedFindings": processed, "UnprocessedFindings": unprocessed}
 
+    @staticmethod
+    def _validated_v2(name: str, params: dict[str, Any]) -> None:
+        problems = validate_request(sh_model.operation(name), params)
+        if problems:
+            raise validation("; ".join(problems))
+
+    def _reachable_v2(self, caller: Caller) -> Callable[[str, str], bool]:
+        visible = self._accounts.visible_to(caller.account)
+        in_scope = region_scope(self._aggregation, caller.region)
+        return lambda account, region: visible(account) and in_scope(region)
+
+    def _get_findings_v2(self, caller: Caller, params: dict[str, Any]) -> dict[str, Any]:
+        self._validated_v2("GetFindingsV2", params)
+        return self.v2.get(caller.account, caller.region, self._reachable_v2(caller), params)
+
+    def _batch_update_v2(self, caller: Caller, params: dict[str, Any]) -> dict[str, Any]:
+        self._validated_v2("BatchUpdateFindingsV2", params)
+        return self.v2.update(self._reachable_v2(caller), params, self._faults.take_unprocessed())
+
     # ---- finding aggregator ------------------------------------------------------------------------------
 
     def _create_aggregator(self, caller: Caller, params: dict[str, Any]) -> dict[str, Any]:
@@ -417,4 +441,6 @@ class SecurityHubApp:
             return {"enabled": enabled, "account": body.get("account"), "region": body.get("region")}
         if (method, action) == ("POST", "load"):
             return self.load(body["findings"], body.get("account"), body.get("region"))
+        if (method, action) == ("POST", "load-v2"):
+            return self.v2.load(body["findings"], body.get("region"))
         return None

@@ -168,11 +168,15 @@ def _sts_denying_everything(environ: dict[str, Any], start_response: Callable[..
     """STS as it answers a caller whose policy (or the role's trust policy) does not allow AssumeRole."""
     body = Request(environ).get_data(as_text=True)
     role = re.search(r"RoleArn=([^&]+)", body)
+    return _access_denied(role.group(1) if role else "?")(environ, start_response)
+
+
+def _access_denied(role: str) -> Response:
     xml = ('<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>'
            "<Code>AccessDenied</Code><Message>User: arn:aws:sts::999999999999:assumed-role/sh2jira/i-0 is not "
-           f"authorized to perform: sts:AssumeRole on resource: {role.group(1) if role else '?'}</Message>"
+           f"authorized to perform: sts:AssumeRole on resource: {role}</Message>"
            "</Error><RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>")
-    return Response(xml, status=403, content_type="text/xml")(environ, start_response)
+    return Response(xml, status=403, content_type="text/xml")
 
 
 def test_assumed_role_credentials_are_refreshed_before_they_expire(
@@ -263,7 +267,7 @@ class HttpSts:
         role = unquote(found.group(1)) if found else ""
         self.asked.append(role)
         if role.split(":")[4:5] and role.split(":")[4] in self.denied:
-            return _sts_denying_everything(environ, start_response)
+            return _access_denied(role)(environ, start_response)
         status, headers, body = TokenResponse.dispatch(request, request.raw_url, request.headers)
         return Response(body, status=status, headers=dict(headers))(environ, start_response)
 
@@ -393,3 +397,72 @@ def test_no_readable_scope_in_a_cycle_is_a_failed_cycle(org: tuple[World, HttpSt
         (ACCOUNT_A, "us-east-1", "InvalidAccessException"), (ACCOUNT_A, "eu-west-1", "InvalidAccessException")]
     assert caught.value.report.scope_errors == [(e.account, e.region, e.reason) for e in caught.value.failures]
     assert "not subscribed to AWS Security Hub" in str(caught.value) and world.issues() == []
+
+
+def test_a_region_without_security_hub_waits_with_its_closures_and_catches_up(
+        org: tuple[World, HttpSts]) -> None:
+    """Security Hub switched off in one account's region: the other scopes are synced, including Jira-side
+    resolutions, while that region's resolution and new finding wait; once it is on again, both land."""
+    world, _ = org
+    app = world.sandbox.securityhub_app
+    docs = spread(world, {(ACCOUNT_A, "us-east-1"): [1], (ACCOUNT_A, "eu-west-1"): [2],
+                          (ACCOUNT_B, "eu-west-1"): [3]})
+    cfg = config_with(world, org_yaml(ACCOUNT_A, ACCOUNT_B), "us-east-1, eu-west-1")
+    assert world.syncer(cfg).run_cycle().created == 3
+
+    off = docs[(ACCOUNT_A, "eu-west-1")][0]
+    on = docs[(ACCOUNT_B, "eu-west-1")][0]
+    for doc in (off, on):  # a person resolves both issues in Jira
+        world.sandbox.jira_app.transition_issue(world.issue_for(doc["Id"], doc["ProductArn"])["key"], "Done",
+                                                resolution="Done", as_user="alice")
+    app.set_hub_enabled(False, account=ACCOUNT_A, region="eu-west-1")
+    late = spread(world, {(ACCOUNT_A, "eu-west-1"): [4], (ACCOUNT_B, "us-east-1"): [5]})
+    report = world.syncer(cfg).run_cycle()
+
+    def workflow(doc: dict[str, Any]) -> str:
+        return str(next(f for f in app.findings(account=doc["AwsAccountId"]) if f["Id"] == doc["Id"])[
+            "Workflow"]["Status"])
+
+    assert report.scope_errors == [(ACCOUNT_A, "eu-west-1", "InvalidAccessException")]
+    assert any("not subscribed to AWS Security Hub" in e for e in report.errors)
+    assert workflow(on) == "RESOLVED" and workflow(off) == "NOTIFIED"  # the other account's closure landed
+    assert linked(world, late[(ACCOUNT_B, "us-east-1")][0]) and not has_issue(world, late[(ACCOUNT_A, "eu-west-1")][0])
+    assert report.from_jira == 1
+
+    app.set_hub_enabled(True, account=ACCOUNT_A, region="eu-west-1")
+    again = world.syncer(cfg).run_cycle()
+    assert (again.scope_errors, again.created, again.from_jira) == ([], 1, 1)
+    assert workflow(off) == "RESOLVED"  # the waiting Jira-side resolution, written once the region is back
+    assert linked(world, late[(ACCOUNT_A, "eu-west-1")][0])
+    assert len(world.issues()) == 5
+
+
+def test_a_scope_failing_mid_run_keeps_its_pages_and_cursor_and_converges(org: tuple[World, HttpSts]) -> None:
+    """Page 3 of account A is denied (an SCP change in the middle of the run): the pages before it keep their
+    issues and its cursor stays at the last one written; account B is fully synced; the next cycle finishes A
+    from that cursor, link-backs included, with no second issue for anything."""
+    world, _ = org
+    app = world.sandbox.securityhub_app
+    docs = spread(world, {(ACCOUNT_A, "us-east-1"): list(range(1, 7)), (ACCOUNT_B, "us-east-1"): [7, 8]})
+    path = org_config_file(world, org_yaml(ACCOUNT_A, ACCOUNT_B), "us-east-1", extra="  page_size: 2\n")
+    cfg = load_config(path)
+    cfg = cfg.model_copy(update={"securityhub": cfg.securityhub.model_copy(
+        update={"endpoint_url": world.sandbox.securityhub.url})})
+    app.inject_fault("GetFindings", 403, "AccessDeniedException", account=ACCOUNT_A, region="us-east-1", after=2)
+    syncer = world.syncer(cfg)
+    report = syncer.run_cycle()
+
+    a_docs, b_docs = docs[(ACCOUNT_A, "us-east-1")], docs[(ACCOUNT_B, "us-east-1")]
+    assert report.scope_errors == [(ACCOUNT_A, "us-east-1", "AccessDeniedException")]
+    assert [has_issue(world, d) for d in a_docs] == [True] * 4 + [False] * 2
+    assert all(linked(world, d) for d in b_docs)
+    cursor = syncer.ledger.cursor(f"findings:{ACCOUNT_A}/us-east-1")
+    assert cursor == a_docs[3]["UpdatedAt"]  # where it got to: the 4th finding, the last of page 2
+    pending = syncer.ledger.pending_linkbacks(after="", limit=100)
+    assert {e.finding_id for e in pending} <= {d["Id"] for d in a_docs[:4]}  # waiting, not dropped
+    assert report.linkback_failures == 0
+
+    again = world.syncer(cfg).run_cycle()
+    assert (again.scope_errors, again.created, again.errors) == ([], 2, [])
+    assert all(linked(world, d) for d in a_docs + b_docs)
+    assert len(world.issues()) == 8

@@ -31,6 +31,7 @@ BASE_CONFIG = """\
 securityhub:
   regions: [{regions}]
   link_back: {link_back}
+  source: {source}
   first_run_lookback_days: 30
   max_attempts: 5
 jira:
@@ -64,7 +65,7 @@ rules:
 """
 
 
-BASE = {
+BASE: dict[str, Any] = {
     "SchemaVersion": "2018-10-08", "ProductArn": "arn:aws:securityhub:us-east-1::product/aws/securityhub",
     "ProductName": "Security Hub", "CompanyName": "AWS", "AwsAccountId": "111122223333", "Region": "us-east-1",
     "GeneratorId": "security-control/S3.8", "Types": ["Software and Configuration Checks"],
@@ -118,11 +119,11 @@ class World:
     # -- config ---------------------------------------------------------------------------------------------
     def write_config(self, *, rulebook: str | None = None, link_back: str = "full", regions: str = "us-east-1",
                      control_findings: str = "by-finding", remote_links: bool = False, name: str = "c.yaml",
-                     ledger: str = "ledger.sqlite3") -> Path:
+                     ledger: str = "ledger.sqlite3", source: str = "cspm") -> Path:
         rb = rulebook if rulebook is not None else DEFAULT_RULEBOOK.format(control_findings=control_findings)
         text = BASE_CONFIG.format(regions=regions, link_back=link_back, jira_url=self.sandbox.jira.url,
                                   flavour=self.flavour, user=self.sandbox.jira_user(),
-                                  remote_links=str(remote_links).lower(), ledger=ledger,
+                                  remote_links=str(remote_links).lower(), ledger=ledger, source=source,
                                   rulebook=textwrap.indent(rb, "  "))
         path = self.tmp / name
         path.write_text(text)
