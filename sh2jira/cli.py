@@ -96,6 +96,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = _load(find_config(args.config))
     metrics = Metrics()
     once = args.once or args.dry_run
+    stop = threading.Event()
+    if not once:  # before the first log line: a SIGTERM right after it must stop gracefully, not kill
+        install_stop_signals(stop)
     log.info("%s", start_line(cfg, once=once, dry_run=args.dry_run))
     progress = Progress(sys.stderr, enabled=None if args.log_format == "text" else False)
     for handler in logging.getLogger().handlers:
@@ -105,9 +108,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         server = start_health_server(metrics, args.metrics_host, args.metrics_port,
                                      default_max_age(cfg.run.interval_seconds),
                                      unhealthy_after=cfg.run.unhealthy_after_failures)
-    stop = threading.Event()
-    if not once:
-        install_stop_signals(stop)
     failures = 0
     try:
         while True:  # long-running mode waits for Jira (and the rulebook's projects) to become usable

@@ -108,7 +108,7 @@ def print_linkbacks(findings: list[dict[str, Any]], out: TextIO) -> None:
 def print_v2_linkbacks(findings: list[dict[str, Any]], out: TextIO) -> None:
     """The new Security Hub's findings: status and sh2jira's comment (V2 has no UserDefinedFields or Note)."""
     linked = [f for f in findings if str(f.get("comment", "")).startswith("Tracked in Jira as ")]
-    print(f"\nLink-backs on V2 findings ({len(linked)} of {len(findings)}; a finding CSPM also carries is "
-          "linked there):", file=out)
+    print(f"\nLink-backs on V2 findings ({len(linked)} of {len(findings)}; with --source both, a finding CSPM "
+          "carries too is linked on the CSPM side):", file=out)
     for f in linked:
         print(f"  {f.get('status', ''):<12} {f['comment'][:60]}  {f['finding_info']['uid'][:70]}", file=out)

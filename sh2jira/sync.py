@@ -55,6 +55,7 @@ from .securityhub import (
     iso,
     parse_iso,
 )
+from .securityhub_v2 import is_v2_scope
 
 log = logging.getLogger(__name__)
 
@@ -232,8 +233,9 @@ class Syncer:
 
     def _sync_workflow_changes(self, region: str, report: CycleReport) -> None:
         """Findings someone resolved or suppressed in Security Hub. BatchUpdateFindings leaves UpdatedAt alone, so
-        the changes query cannot see them; the link-back's `sh2jira_status: open` marks the ones to look at."""
-        if self.opt.link_back == "off":
+        the changes query cannot see them; the link-back's `sh2jira_status: open` marks the ones to look at. A V2
+        scope answers it by reading its open issues' findings by id (securityhub_v2.py), link-back or not."""
+        if self.opt.link_back == "off" and not is_v2_scope(region):
             return
         filters = {"UserDefinedFields": [{"Key": LINK_FIELD_STATUS, "Value": "open", "Comparison": "EQUALS"}],
                    "WorkflowStatus": [{"Value": s, "Comparison": "EQUALS"} for s in ("RESOLVED", "SUPPRESSED")]}

@@ -163,6 +163,18 @@ def test_a_finding_security_hub_deleted_resolves_its_issue_saying_so(tracked: An
     assert issue_of(world, docs[0]["finding_info"]["uid"])["statusCategory"] != "done"
 
 
+def test_with_link_back_off_a_deleted_finding_still_resolves_its_issue(world: World) -> None:
+    provider = V2Provider(world)
+    doc = provider.send(ocsf_finding(5))
+    cfg = world.config(source="v2", link_back="'off'")  # quoted: YAML reads off as false
+    assert world.cycle(cfg).created == 1
+    assert "comment" not in v2(world, doc["finding_info"]["uid"])
+    old = NOW - timedelta(days=20)
+    world.sandbox.securityhub_app.v2.tamper(doc["finding_info"]["uid"], lambda d: (
+        d.update(activity_name="Close"), d["finding_info"].update(modified_time_dt=dt(old))))
+    assert world.cycle(cfg).resolved == 1
+
+
 def test_both_one_issue_for_a_finding_in_cspm_and_v2(world: World) -> None:
     cspm, provider = Provider(world), V2Provider(world)
     shared = [cspm.send(finding(n)) for n in range(3)]
@@ -253,3 +265,25 @@ def test_dry_run_with_v2_writes_nothing(cli: World, capsys: Any) -> None:
     out = capsys.readouterr().out
     assert "CREATE [SEC/" in out and cli.issues() == []
     assert "comment" not in v2(cli, ocsf_finding(1)["finding_info"]["uid"])
+
+
+def test_demo_with_the_v2_source(capsys: Any) -> None:
+    from sh2jira.cli import main
+
+    assert main(["demo", "--source", "v2"]) == 0
+    out = capsys.readouterr().out
+    assert "created=4" in out and "Link-backs on V2 findings (4 of 4" in out and "In Progress" in out
+    assert main(["demo", "--source", "both", "--flavour", "datacenter"]) == 0
+    out = capsys.readouterr().out
+    assert "created=9" in out and "Link-backs on findings (8 of 10)" in out  # 3 findings are in both: one issue
+    assert "Link-backs on V2 findings (1 of 4" in out
+
+
+def test_bench_v2_smoke() -> None:
+    from bench.v2 import run
+
+    r = run(30)
+    assert r["backfill"]["created"] == 30 and r["backfill"]["BatchUpdateFindingsV2"] == 30
+    assert r["idle"]["created"] == 0 and r["idle"]["BatchUpdateFindingsV2"] == 0
+    assert r["closures"]["resolved"] == r["closures"]["closed"] == 3
+    assert r["both"]["created"] == 30 and r["both_idle"]["created"] == 0

@@ -47,16 +47,16 @@ def test_unprocessed_jira_side_write_is_retried_on_the_next_pass(timed: tuple[Wo
     doc = fresh(finding(0), NOW - timedelta(hours=1))
     assert world.import_findings([doc])["FailedFindings"] == []
     at(world, clock, 0)
-    assert world.cycle().created == 1
+    assert world.cycle(clock=clock).created == 1
     key = world.issue_for(doc["Id"], doc["ProductArn"])["key"]
     at(world, clock, 2)
     world.sandbox.jira_app.transition_issue(key, "Done", resolution="Done", as_user="alice")
     # One transient refusal (ConcurrentUpdateError) of the write to the finding.
     world.sandbox.securityhub_app.inject_unprocessed("ConcurrentUpdateError", ids=[doc["Id"]], count=1)
     at(world, clock, 15)  # a cron job every 15 minutes (the default overlap is 10)
-    report = world.cycle()
+    report = world.cycle(clock=clock)
     assert report.from_jira == 0 and any("ConcurrentUpdateError" in e for e in report.errors)
     for minutes in (30, 45):  # README: "UnprocessedFindings are retried on the next pass"
         at(world, clock, minutes)
-        world.cycle()
+        world.cycle(clock=clock)
     assert world.finding(doc["Id"])["Workflow"]["Status"] == "RESOLVED"
