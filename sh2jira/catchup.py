@@ -41,9 +41,11 @@ _CHUNK = 500  # issues adopted per ledger transaction during a rebuild
 class CatchUp:
     """Adopts into the ledger what Jira holds and the ledger does not know."""
 
-    def __init__(self, sink: JiraSink, ledger: Ledger, *, now: Callable[[], datetime], lag: timedelta) -> None:
+    def __init__(self, sink: JiraSink, ledger: Ledger, *, now: Callable[[], datetime], lag: timedelta,
+                 link_back: bool = True) -> None:
         self.sink = sink
         self.ledger = ledger
+        self.link_back = link_back  # an adopted create intent still needs its link-back written
         self.now = now
         self.lag = lag
         self.checked = False  # the newest-issue check ran this cycle
@@ -144,7 +146,7 @@ class CatchUp:
         if not issues:
             return 0
         known = self.ledger.get({i.digest for i in issues})
-        writes = adoptions(issues, known)
+        writes = adoptions(issues, known, link_back=self.link_back)
         self.ledger.put(writes)
         for e in writes:
             log.info("adopted %s from Jira into the ledger", e.issue_key, extra={"issue_key": e.issue_key})

@@ -96,6 +96,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = _load(find_config(args.config))
     metrics = Metrics()
     once = args.once or args.dry_run
+    queue = None if once else (args.events or cfg.events.sqs_queue_url)  # event mode: events.py
+    if once and args.events:
+        logs.emit("error", "--events needs long-running mode: drop --once / --dry-run (see sh2jira run --help)")
+        return EXIT_CONFIG
+    interval = cfg.events.poll_interval_seconds if queue else cfg.run.interval_seconds
     stop = threading.Event()
     if not once:  # before the first log line: a SIGTERM right after it must stop gracefully, not kill
         install_stop_signals(stop)
@@ -106,7 +111,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     server = None
     if args.metrics_port and not once:
         server = start_health_server(metrics, args.metrics_host, args.metrics_port,
-                                     default_max_age(cfg.run.interval_seconds),
+                                     default_max_age(interval),
                                      unhealthy_after=cfg.run.unhealthy_after_failures)
     failures = 0
     try:
@@ -122,7 +127,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                     logs.emit("error", f"cannot start: {reason}")
                     return EXIT_FAILED
                 failures += 1
-                wait = backoff(failures, cfg.run.interval_seconds)
+                wait = backoff(failures, interval)
                 log.error("start-up failed (%d in a row), retrying in %.0f s: %s", failures, wait, reason)
                 if stop.wait(wait):
                     return EXIT_OK
@@ -156,9 +161,21 @@ def cmd_run(args: argparse.Namespace) -> int:
             audits.maybe_run()
             return report
 
-        runner = Runner(cycle_then_audit, cfg.run.interval_seconds, stop=stop)
+        # The lease is kept between cycles and released at SIGTERM; a standby asks for it every quarter lease.
+        syncer.keep_lease = True
+        idle = None
+        if queue:  # between polling cycles, the lease holder acts on the queue's events
+            from .events import open_consumer
+
+            idle = open_consumer(cfg, syncer, queue, stop).idle
+            log.info("event mode: acting on the events in %s between polling cycles every %d s", queue, interval)
+        runner = Runner(cycle_then_audit, interval, stop=stop, standby_wait=cfg.ledger.lease_ttl() / 4, idle=idle)
         syncer.should_stop = stop.is_set
-        return runner.run_forever()
+        try:
+            return runner.run_forever()
+        finally:
+            if syncer.lease is not None:
+                syncer.lease.release()
     finally:
         if server is not None:
             server.stop()
@@ -296,6 +313,9 @@ def parser() -> argparse.ArgumentParser:
                      "1 could not run, 3 ran but some items wait for a retry")
     run.epilog = RUN_EXIT_CODES
     run.add_argument("--dry-run", action="store_true", help="print the plan; write nothing anywhere")
+    run.add_argument("--events", metavar="QUEUE_URL", help="event mode: act on the Security Hub events EventBridge "
+                     "sends to this SQS queue within seconds, and poll every events.poll_interval_seconds "
+                     "(sets events.sqs_queue_url; long-running mode only)")
     run.add_argument("--metrics-port", type=_port, default=os.environ.get("SH2JIRA_METRICS_PORT") or None,
                      help="serve /metrics and /healthz on this port (long-running mode; env SH2JIRA_METRICS_PORT)")
     run.add_argument("--metrics-host", default=os.environ.get("SH2JIRA_METRICS_HOST", "127.0.0.1"))

@@ -250,6 +250,24 @@ class ReconcileConfig(Section):
         "(sh2jira_reconcile_count); 0 turns it off."))
 
 
+class EventsConfig(Section):
+    """Event mode (events.py): EventBridge delivers Security Hub's "Findings Imported" events to an SQS queue, and
+    long-running mode acts on them within seconds; polling stays on, less often, for events that were lost."""
+
+    sqs_queue_url: Url | None = Field(default=None, description=(
+        "The SQS queue EventBridge sends Security Hub's finding events to (deploy/ creates it with its dead-letter "
+        "queue); unset: no event mode. `sh2jira run --events URL` sets it too."))
+    region: RegionName | None = Field(default=None, description=(
+        "The queue's region; unset: read from the queue URL (sqs.<region>.amazonaws.com), else boto3's chain."))
+    endpoint_url: Url | None = Field(default=None, description=(
+        "SQS endpoint for local tests (moto); unset in production (AWS_ENDPOINT_URL_SQS works too)."))
+    wait_seconds: int = Field(default=20, ge=1, le=20, description=(
+        "Long polling: how long one ReceiveMessage waits for a message (at most 20, SQS's limit)."))
+    poll_interval_seconds: int = Field(default=900, ge=10, description=(
+        "The pause between polling cycles in event mode (it replaces run.interval_seconds there): the safety net "
+        "for events that never arrived, and for changes that send none (closures made in Jira)."))
+
+
 class Config(Section):
     """The whole sh2jira configuration."""
 
@@ -259,6 +277,7 @@ class Config(Section):
     run: RunConfig = Field(default_factory=RunConfig)
     closure: ClosureConfig = Field(default_factory=ClosureConfig)
     reconcile: ReconcileConfig = Field(default_factory=ReconcileConfig)
+    events: EventsConfig = Field(default_factory=EventsConfig)
     rulebook: Rulebook = Field(description="Inline, or the path of a YAML file (relative to this one).")
 
 

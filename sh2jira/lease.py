@@ -85,8 +85,24 @@ class Lease:
             log.error("lost the sync lease to %s: stopping writes", exc.holder)
             self.lost.set()
 
+    @property
+    def held(self) -> bool:
+        """This instance holds the lease and its heartbeat keeps it (kept between cycles in long-running mode)."""
+        return self._beat is not None and self._beat.is_alive() and not self.lost.is_set()
+
     def hold(self) -> None:
-        """Acquire, then keep renewing in a heartbeat thread until `release`."""
+        """Acquire, then keep renewing in a heartbeat thread until `release`. Called again while the lease is
+        kept (long-running mode keeps it between cycles), it renews once more, which also confirms it is still
+        ours: the heartbeat may have met an unreachable ledger for longer than the TTL."""
+        if self.held:
+            try:
+                self.acquire()
+                return
+            except LeaseHeld:
+                self.lost.set()
+                self._stop_beat()
+                raise
+        self._stop_beat()
         self.acquire()
         self.lost.clear()
         self._stop.clear()
@@ -104,10 +120,13 @@ class Lease:
             except Exception as exc:  # noqa: BLE001 - a busy database: try again at the next beat
                 log.warning("could not renew the sync lease: %s", type(exc).__name__)
 
-    def release(self) -> None:
+    def _stop_beat(self) -> None:
         self._stop.set()
         if self._beat is not None:
             self._beat.join()
             self._beat = None
+
+    def release(self) -> None:
+        self._stop_beat()
         if not self.lost.is_set():
             self.ledger.release_lease(self.holder)

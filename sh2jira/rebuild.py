@@ -123,7 +123,7 @@ def oldest_by_finding(issues: Iterable[TrackedIssue]) -> dict[str, list[TrackedI
 
 
 def adoptions(issues: Iterable[TrackedIssue], ledger: Mapping[str, Entry], *, now: float | None = None,
-              switch_to_oldest: bool = True) -> list[Entry]:
+              switch_to_oldest: bool = True, link_back: bool = True) -> list[Entry]:
     """The ledger writes that bring `ledger` (digest → entry, for the digests among `issues`) up to date with
     these issues: unknown findings are adopted; an entry without an issue (a create intent, a refused create) takes
     the issue; an entry that names a younger duplicate (a higher number in the same project) moves to the oldest
@@ -135,8 +135,12 @@ def adoptions(issues: Iterable[TrackedIssue], ledger: Mapping[str, Entry], *, no
     for digest, group in oldest_by_finding(issues).items():
         chosen = group[0]
         known = ledger.get(digest)
-        if known is None or known.state in (CREATING, FAILED) or not known.issue_key:
-            out.append(entry_from_issue(chosen, known, now=now).with_(linkback_pending=False))
+        if known is None:  # its link-back is checked when the finding is next read (plan._plan_tracked)
+            out.append(entry_from_issue(chosen, None, now=now))
+        elif known.state in (CREATING, FAILED) or not known.issue_key:
+            # Our own create whose answer was lost: its link-back was never written (as recovery does).
+            out.append(entry_from_issue(chosen, known, now=now).with_(linkback_pending=link_back
+                                                                      and bool(known.finding_id)))
         elif known.issue_key != chosen.key and switch_to_oldest and _younger(known.issue_key, chosen.key):
             out.append(entry_from_issue(chosen, known, now=now))
     return out

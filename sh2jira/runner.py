@@ -113,12 +113,20 @@ def install_stop_signals(stop: threading.Event) -> None:
 
 
 class Runner:
+    """`standby_wait`: how soon a replica that found the lease held asks again (a holder keeps it between cycles,
+    so a standby asks more often than the interval to take over soon after the holder died). `idle(seconds)`
+    fills the pause after a cycle that ran (event mode consumes events then: events.py); default: sleep."""
+
     def __init__(self, cycle: Callable[[], CycleReport], interval: float, *, max_backoff: float | None = None,
-                 stop: threading.Event | None = None) -> None:
+                 stop: threading.Event | None = None, standby_wait: float | None = None,
+                 idle: Callable[[float], object] | None = None) -> None:
         self.cycle = cycle
         self.interval = interval
         self.max_backoff = max_backoff or interval
         self.stop_event = stop or threading.Event()
+        self.standby_wait = min(interval, standby_wait) if standby_wait else interval
+        self.idle = idle
+        self.standby = False
         self.failures = 0
         self.cycles = 0
 
@@ -126,15 +134,20 @@ class Runner:
         install_stop_signals(self.stop_event)
 
     def next_wait(self) -> float:
-        """The pause before the next cycle: the interval, or an exponential back-off after failures."""
-        return self.interval if self.failures == 0 else backoff(self.failures, self.max_backoff)
+        """The pause before the next cycle: the interval, the standby's shorter wait, or an exponential back-off
+        after failures."""
+        if self.failures:
+            return backoff(self.failures, self.max_backoff)
+        return self.standby_wait if self.standby else self.interval
 
     def run_forever(self, max_cycles: int | None = None) -> int:
         while not self.stop_event.is_set():
+            self.standby = False
             try:
                 self.cycle()
                 self.failures = 0
-            except LeaseHeld as exc:  # another replica is syncing: not a failure, try again next interval
+            except LeaseHeld as exc:  # another replica is syncing: not a failure, ask again soon
+                self.standby = True
                 log.info("%s", exc)
             except Exception as exc:  # noqa: BLE001 - long-running mode reports and retries
                 self.failures += 1
@@ -143,7 +156,11 @@ class Runner:
             self.cycles += 1
             if max_cycles is not None and self.cycles >= max_cycles:
                 break
-            self.stop_event.wait(self.next_wait())
+            wait = self.next_wait()
+            if self.idle is not None and not self.standby and not self.failures:
+                self.idle(wait)  # returns after `wait` seconds or at once when stopped
+            else:
+                self.stop_event.wait(wait)
         log.info("stopped after %d cycle(s)", self.cycles)
         return 0
 

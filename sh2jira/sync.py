@@ -122,6 +122,9 @@ class Syncer:
         self._cycle_started = now()
         self.clock = clock  # wall clock of ledger entries (Entry.changed_at): the recovery grace period
         self.lease = None if options.dry_run else (lease or Lease(ledger, clock=clock))
+        # Long-running mode keeps the lease between cycles (the heartbeat renews it) so a standby replica stays
+        # a standby; `run --once` and a cycle that failed release it (a standby on another node may do better).
+        self.keep_lease = False
         if self.lease is not None:
             sink.before_wait = self.lease.renew_if_due
         self.rulebook = rulebook
@@ -131,7 +134,8 @@ class Syncer:
         self.opt = options
         self.now = now
         self.out = out
-        self.catchup = CatchUp(sink, ledger, now=now, lag=timedelta(seconds=options.recovery_grace))
+        self.catchup = CatchUp(sink, ledger, now=now, lag=timedelta(seconds=options.recovery_grace),
+                               link_back=options.link_back != "off" and not options.dry_run)
         self.retry = RetryQueue(ledger, clock)  # failed writes wait here (retry_queue.py), never stall the cycle
         self.linkback = LinkBackWriter(hub, ledger, "off" if options.dry_run else options.link_back,
                                        sink.browse_url, lambda e: e.region or options.regions[0], queue=self.retry)
@@ -156,6 +160,7 @@ class Syncer:
         self.hub.begin_cycle()  # a scope that failed last cycle is tried again, from its own cursor
         self.linkback.stats.written = self.linkback.stats.failed = 0
         self.linkback.start()
+        ran = False
         try:
             report.adopted += self.catchup.start_cycle()  # a new or lost ledger is rebuilt from Jira first
             self._recover(report)
@@ -176,9 +181,10 @@ class Syncer:
                 raise failure  # not one scope readable: the cycle could not run
             if not self.should_stop():
                 self._sync_jira(report)
+            ran = True
         finally:
             self.linkback.stop()
-            if self.lease is not None:
+            if self.lease is not None and not (self.keep_lease and ran and self.linkback.error is None):
                 self.lease.release()
         self._note_scope_errors(report)
         report.linkbacks = self.linkback.stats.written

@@ -228,7 +228,8 @@ def test_a_yaml_syntax_error_in_the_rulebook_file_names_file_line_and_column(tmp
 def test_schema_is_generated_from_the_models_with_descriptions() -> None:
     schema = config_json_schema()
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    assert set(schema["properties"]) == {"securityhub", "jira", "ledger", "run", "closure", "reconcile", "rulebook"}
+    assert set(schema["properties"]) == {"securityhub", "jira", "ledger", "run", "closure", "reconcile", "events",
+                                        "rulebook"}
     assert [alt.get("type") for alt in schema["properties"]["rulebook"]["anyOf"]] == [None, "string"]
     sh = schema["$defs"]["SecurityHubConfig"]
     assert sh["additionalProperties"] is False

@@ -76,7 +76,8 @@ def package_sources() -> list[Path]:
 # The new Security Hub's operations are authorised by the CSPM actions (botocore's model: "GetFindings and
 # GetFindingsV2 both use securityhub:GetFindings in the Action element of an IAM policy statement", likewise
 # BatchUpdateFindingsV2 → securityhub:BatchUpdateFindings); there is no securityhub:GetFindingsV2 action.
-AUTHORISED_AS = {"dynamodb:TransactWriteItems": "dynamodb:PutItem",
+# SQS authorises DeleteMessageBatch through sqs:DeleteMessage (there is no batch action).
+AUTHORISED_AS = {"dynamodb:TransactWriteItems": "dynamodb:PutItem", "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
                  "securityhub:GetFindingsV2": "securityhub:GetFindings",
                  "securityhub:BatchUpdateFindingsV2": "securityhub:BatchUpdateFindings"}
 
