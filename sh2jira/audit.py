@@ -37,7 +37,8 @@ class Audit:
     orphans: dict[str, str] = field(default_factory=dict)  # issue key → why its finding no longer needs it
     stale_linkbacks: dict[str, str] = field(default_factory=dict)  # finding id → the issue its link-back names
     ledger_drift: dict[str, str] = field(default_factory=dict)  # issue key or finding digest → what disagrees
-    stuck: list[str] = field(default_factory=list)  # items waiting in the retry queue (informational)
+    stuck: list[str] = field(default_factory=list)  # writes waiting in the retry queue (listed, not counted:
+    # they converge by themselves once their fault clears)
 
     def counts(self) -> dict[str, int]:
         return {"findings_active": self.findings_active, "issues_open": self.issues_open,

@@ -62,7 +62,7 @@ def parse_message(body: str) -> Event:
     """An EventBridge event as SQS delivers it (the event JSON is the body); MalformedMessage names what is wrong."""
     try:
         doc = json.loads(body)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise MalformedMessage(f"the body is not JSON ({exc.msg} at character {exc.pos})") from None
     if not isinstance(doc, dict):
         raise MalformedMessage(f"the body is a JSON {type(doc).__name__}, not an EventBridge event")
@@ -148,8 +148,8 @@ class EventConsumer:
 
     def receive(self, wait: int) -> CycleReport | None:
         """One long poll; the messages it got are handled and deleted once the ledger recorded them."""
-        answer = self.client.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=BATCH,
-                                             WaitTimeSeconds=wait, MessageSystemAttributeNames=["ApproximateReceiveCount"])
+        answer = self.client.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=BATCH, WaitTimeSeconds=wait,
+                                             MessageSystemAttributeNames=["ApproximateReceiveCount"])
         messages = answer.get("Messages") or []
         return self.handle(messages) if messages else None
 

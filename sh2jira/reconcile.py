@@ -32,6 +32,7 @@ from .ledger import CLOSED, OPEN, Entry
 from .ocsf import parse_any
 from .plan import IDENTITY_PROPERTY, FindingWrite, plan_jira_changes
 from .rebuild import REBUILD_FIELDS, TrackedIssue, managed_jql, oldest_by_finding, parse_issue
+from .retry_queue import describe_stuck
 from .rulebook import coarse_filters
 from .sync import CycleReport, Syncer
 
@@ -104,9 +105,7 @@ class Reconciler:
         snap = snap or self.read()
         result = audit(snap.findings.values(), snap.issues, snap.entries, self.syncer.rulebook,
                        link_back=self.syncer.opt.link_back)
-        stuck = getattr(self.syncer.ledger, "stuck_items", None)
-        if callable(stuck):
-            result.stuck = [str(item) for item in stuck()]
+        result.stuck = describe_stuck(self.syncer.ledger.stuck_items())
         return result, snap
 
     # -- converging -----------------------------------------------------------------------------------------
@@ -246,6 +245,8 @@ def run_command(cfg: Any, *, fix: bool, as_json: bool, out: Any, **build: Any) -
                 print(f"fix: {error}", file=out)
         for error in snap.errors:
             print(f"read: {error}", file=out)
+        for line in result.stuck:  # waiting in the retry queue: they converge by themselves once the fault clears
+            print(f"stuck: {line}", file=out)
         print(result.line(), file=out)
     return 0 if result.clean and not snap.errors else 1
 

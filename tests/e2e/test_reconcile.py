@@ -130,3 +130,18 @@ def test_long_running_mode_audits_on_schedule_and_exports_the_counts(world: Worl
     assert audits.maybe_run() is not None
     assert metrics.registry.get_sample_value("sh2jira_reconcile_count", {"kind": "missing"}) == 0
     assert PeriodicAudit(syncer, 0).due() is False  # 0 turns it off
+
+
+def test_reconcile_lists_the_writes_waiting_in_the_retry_queue(world: World) -> None:
+    provider = Provider(world)
+    doc = provider.send(finding(1))
+    world.cycle()
+    key = world.issue_for(doc["Id"])["key"]
+    world.sandbox.jira_app.inject_fault("PUT", rf"/issue/{key}$", status=400, times=100)
+    provider.send({**doc, "Title": "S3 buckets should block public access (changed)"})
+    assert world.cycle().update_errors == 1
+    out = io.StringIO()
+    run_command(world.config(), fix=False, as_json=False, out=out, session=world.session, environ=world.environ(),
+                now=lambda: world.now)
+    stuck = [line for line in out.getvalue().splitlines() if line.startswith("stuck:")]
+    assert len(stuck) == 1 and "update" in stuck[0] and key in stuck[0]
