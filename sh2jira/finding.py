@@ -11,6 +11,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 SEVERITY_LABELS = ("INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL")
@@ -119,7 +120,7 @@ class Finding:
             raise FindingError("", f"expected a JSON object, got {type(raw).__name__}")
         fid = raw.get("Id")
         fid_text = fid if isinstance(fid, str) else ""
-        p = _Reader(raw, fid_text)
+        p = FieldReader(raw, fid_text)
         product_arn = p.required_str("ProductArn")
         finding_id = p.required_str("Id")
         title = p.required_str("Title")
@@ -154,8 +155,8 @@ class Finding:
         )
 
 
-class _Reader:
-    """Typed access to nested ASFF fields with errors that name the path."""
+class FieldReader:
+    """Typed access to nested fields (ASFF here, OCSF in ocsf.py) with errors that name the path."""
 
     def __init__(self, raw: Mapping[str, Any], finding_id: str) -> None:
         self.raw = raw
@@ -222,7 +223,7 @@ def _region_from_arn(arn: str) -> str:
     return next((p for p in arn.split(":")[2:6] if _REGION.match(p)), "")
 
 
-def _severity_label(p: _Reader) -> str:
+def _severity_label(p: FieldReader) -> str:
     for path in (("Severity", "Label"), ("FindingProviderFields", "Severity", "Label")):
         label = p.optional_str(*path).upper()
         if label:
@@ -235,7 +236,7 @@ def _severity_label(p: _Reader) -> str:
     raise FindingError(p.finding_id, "Severity has neither Label nor Normalized")
 
 
-def _severity_normalized(p: _Reader) -> int | None:
+def _severity_normalized(p: FieldReader) -> int | None:
     value = p.get("Severity", "Normalized")
     if value is None:
         return None
@@ -244,7 +245,7 @@ def _severity_normalized(p: _Reader) -> int | None:
     return int(value)
 
 
-def _control_id(p: _Reader) -> str:
+def _control_id(p: FieldReader) -> str:
     control = p.optional_str("Compliance", "SecurityControlId")
     if control:
         return control
@@ -259,7 +260,7 @@ def _control_id(p: _Reader) -> str:
     return ""
 
 
-def _workflow_status(p: _Reader) -> str:
+def _workflow_status(p: FieldReader) -> str:
     status = p.optional_str("Workflow", "Status")
     if status:
         if status not in WORKFLOW_STATUSES:
@@ -269,7 +270,7 @@ def _workflow_status(p: _Reader) -> str:
     return _LEGACY_WORKFLOW.get(legacy, "NEW")
 
 
-def _resources(p: _Reader) -> tuple[Resource, ...]:
+def _resources(p: FieldReader) -> tuple[Resource, ...]:
     value = p.get("Resources")
     if value is None:
         return ()
@@ -301,3 +302,20 @@ def unwrap_documents(doc: Any) -> list[Any]:
         if "Findings" in doc and isinstance(doc["Findings"], list):
             return list(doc["Findings"])
     return [doc]
+
+
+def parse_time(text: str) -> datetime | None:
+    """A finding timestamp (ASFF or OCSF: any fraction precision, Z or an offset) as an aware datetime; None when
+    it is empty or unparseable. Python reads at most 6 fraction digits; producers send up to 9."""
+    if not text:
+        return None
+    t = text.strip().replace("Z", "+00:00")
+    if "." in t:
+        head, rest = t.split(".", 1)
+        digits = "".join(ch for ch in rest if ch.isdigit())
+        t = f"{head}.{digits[:6]}{rest[len(digits):]}"
+    try:
+        parsed = datetime.fromisoformat(t)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -38,7 +38,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from .finding import Finding, FindingError, FindingKey, Resource, unwrap_documents
+from .finding import FieldReader, Finding, FindingError, FindingKey, Resource, parse_time, unwrap_documents
 
 V2_EVENT = "Findings Imported V2"
 SEVERITY_BY_ID = {1: "INFORMATIONAL", 2: "LOW", 3: "MEDIUM", 4: "HIGH", 5: "CRITICAL", 6: "CRITICAL"}
@@ -197,37 +197,8 @@ def parse_ocsf(raw: Any) -> Finding:
     )
 
 
-class _Reader:
+class _Reader(FieldReader):
     """Typed access to nested OCSF fields; errors name the dotted path."""
-
-    def __init__(self, raw: Mapping[str, Any], finding_id: str) -> None:
-        self.raw = raw
-        self.finding_id = finding_id
-
-    def get(self, *path: str) -> Any:
-        node: Any = self.raw
-        for i, part in enumerate(path):
-            if node is None:
-                return None
-            if not isinstance(node, Mapping):
-                raise FindingError(self.finding_id, f"{'.'.join(path[:i])} must be an object")
-            node = node.get(part)
-        return node
-
-    def required_str(self, *path: str) -> str:
-        value = self.get(*path)
-        if not isinstance(value, str) or not value.strip():
-            what = "is missing" if value is None else "must be a non-empty string"
-            raise FindingError(self.finding_id, f"{'.'.join(path)} {what}")
-        return value
-
-    def optional_str(self, *path: str) -> str:
-        value = self.get(*path)
-        if value is None:
-            return ""
-        if not isinstance(value, str):
-            raise FindingError(self.finding_id, f"{'.'.join(path)} must be a string, got {type(value).__name__}")
-        return value
 
     def optional_int(self, *path: str) -> int | None:
         value = self.get(*path)
@@ -236,14 +207,6 @@ class _Reader:
         if isinstance(value, bool) or not isinstance(value, int):
             raise FindingError(self.finding_id, f"{'.'.join(path)} must be an integer, got {value!r}")
         return value
-
-    def str_list(self, *path: str) -> list[str]:
-        value = self.get(*path)
-        if value is None:
-            return []
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise FindingError(self.finding_id, f"{'.'.join(path)} must be a list of strings")
-        return list(value)
 
     def objects(self, *path: str) -> list[Mapping[str, Any]]:
         value = self.get(*path)
@@ -367,16 +330,10 @@ def _from_ms(p: _Reader, value: Any, where: str) -> str:
 
 
 def _normal_iso(p: _Reader, where: str, text: str) -> str:
-    t = text.strip().replace("Z", "+00:00")
-    if "." in t:  # Python reads at most 6 fraction digits; OCSF producers send 9
-        head, rest = t.split(".", 1)
-        digits = "".join(ch for ch in rest if ch.isdigit())
-        t = f"{head}.{digits[:6]}{rest[len(digits):]}"
-    try:
-        moment = datetime.fromisoformat(t)
-    except ValueError:
-        raise FindingError(p.finding_id, f"{where} is not an ISO-8601 timestamp: {text!r}") from None
-    moment = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    moment = parse_time(text)
+    if moment is None:
+        raise FindingError(p.finding_id, f"{where} is not an ISO-8601 timestamp: {text!r}")
+    moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 

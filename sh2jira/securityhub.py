@@ -30,6 +30,8 @@ from botocore.config import Config as BotoConfig
 from botocore.credentials import CredentialProvider, CredentialResolver, DeferredRefreshableCredentials
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
+from .finding import parse_time
+
 log = logging.getLogger(__name__)
 
 MAX_IDS_PER_UPDATE = 100  # BatchUpdateFindings limit
@@ -42,20 +44,7 @@ def iso(ts: datetime) -> str:
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
 
 
-def parse_iso(text: str) -> datetime | None:
-    """Parse an ASFF timestamp (any precision, Z or offset); None when unparseable."""
-    if not text:
-        return None
-    t = text.strip().replace("Z", "+00:00")
-    if "." in t:  # Python accepts at most 6 fraction digits; ASFF producers send up to 9
-        head, rest = t.split(".", 1)
-        digits = "".join(ch for ch in rest if ch.isdigit())
-        t = f"{head}.{digits[:6]}{rest[len(digits):]}"
-    try:
-        parsed = datetime.fromisoformat(t)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+parse_iso = parse_time  # one timestamp parser for ASFF and OCSF (finding.py)
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,10 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from sh2jira.finding import parse_time
 from sh2jira.sandbox import sh_model
 from sh2jira.sandbox.sh_errors import ServiceError
 
@@ -51,17 +52,7 @@ def values_at(doc: Any, path: str) -> list[Any]:
     return [v for v in out if v is not None]
 
 
-def parse_when(text: str) -> datetime | None:
-    t = text.strip().replace("Z", "+00:00")
-    if "." in t:
-        head, rest = t.split(".", 1)
-        digits = "".join(ch for ch in rest if ch.isdigit())
-        t = f"{head}.{digits[:6]}{rest[len(digits):]}"
-    try:
-        moment = datetime.fromisoformat(t)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+parse_when = parse_time  # the stand-in reads timestamps as the service does: any precision
 
 
 def compile_v2_filters(filters: Mapping[str, Any] | None, now: datetime) -> Predicate:

@@ -9,19 +9,14 @@ from typing import Any
 import pytest
 
 from sh2jira.cli import main
-from tests.e2e.world import ASFF, NOW, World, fresh, sandbox, shared_findings, world  # noqa: F401
+from tests.e2e.world import ASFF, NOW, World, cli_env, fresh, sandbox, shared_findings, world  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def env(world: World, monkeypatch: pytest.MonkeyPatch) -> World:
-    monkeypatch.setenv("SH2JIRA_TEST_TOKEN", world.sandbox.jira_token())
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SECURITYHUB", world.sandbox.securityhub.url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "example")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    return world
+def env(cli_env: World) -> World:
+    return cli_env
 
 
 def test_validate_ok_and_broken_rulebook_names_key_and_line(env: World, capsys: Any) -> None:

@@ -15,21 +15,14 @@ from typing import Any
 import pytest
 
 from sh2jira.cli import main
-from tests.e2e.world import World, finding, fresh, sandbox, world  # noqa: F401
+from tests.e2e.world import World, cli_env, finding, fresh, sandbox, world  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def env(world: World, monkeypatch: pytest.MonkeyPatch) -> World:
-    monkeypatch.setenv("SH2JIRA_TEST_TOKEN", world.sandbox.jira_token())
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SECURITYHUB", world.sandbox.securityhub.url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "example")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.delenv("SH2JIRA_LOG_FORMAT", raising=False)
-    monkeypatch.delenv("SH2JIRA_LOG_LEVEL", raising=False)
-    return world
+def env(cli_env: World) -> World:
+    return cli_env
 
 
 def _recent(world: World, n: int = 3) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from sh2jira.cli import main
 from sh2jira.sandbox import launch
-from tests.e2e.world import World, fresh, sandbox, world  # noqa: F401
+from tests.e2e.world import World, cli_env, fresh, sandbox, world  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 VERDICT = "verdict (as run decides it for a new finding): "
@@ -36,14 +36,6 @@ rulebook:
 """
 
 
-@pytest.fixture
-def cli_env(world: World, monkeypatch: pytest.MonkeyPatch) -> World:
-    monkeypatch.setenv("SH2JIRA_JIRA_TOKEN", world.sandbox.jira_token())
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SECURITYHUB", world.sandbox.securityhub.url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "example")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    return world
 
 
 def _pointed(world: World, text: str, name: str) -> Path:

@@ -12,7 +12,7 @@ import pytest
 from sh2jira.cli import main
 from sh2jira.finding import FindingKey
 from sh2jira.reconcile import run_command
-from tests.e2e.world import Provider, World, finding, sandbox, world  # noqa: F401
+from tests.e2e.world import Provider, World, cli_env, finding, sandbox, world  # noqa: F401
 
 
 def reconcile(world: World, *, fix: bool = False) -> tuple[int, dict[str, Any]]:
@@ -88,12 +88,8 @@ def test_reconcile_fix_converges_to_zero_and_deletes_nothing(messy: Any) -> None
     assert world.cycle().created == 0
 
 
-def test_reconcile_command_line_exit_codes(world: World, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
-    monkeypatch.setenv("SH2JIRA_TEST_TOKEN", world.sandbox.jira_token())
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SECURITYHUB", world.sandbox.securityhub.url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "example")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+def test_reconcile_command_line_exit_codes(cli_env: World, capsys: Any) -> None:
+    world = cli_env
     provider = Provider(world)
     provider.send(finding(1))
     cfg = world.write_config()

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from sh2jira.finding import FindingKey
-from tests.e2e.world import NOW, Provider, World, finding, sandbox, world  # noqa: F401
+from tests.e2e.world import NOW, Provider, World, cli_env, finding, sandbox, world  # noqa: F401
 from tests.fixtures.ocsf import dt, ms, ocsf_finding
 from tests.paths import OCSF_DIR
 
@@ -232,13 +232,8 @@ def test_a_cspm_ledger_stays_valid_with_both_and_v2(world: World) -> None:
 
 
 @pytest.fixture
-def cli(world: World, monkeypatch: pytest.MonkeyPatch) -> World:
-    monkeypatch.setenv("SH2JIRA_TEST_TOKEN", world.sandbox.jira_token())
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SECURITYHUB", world.sandbox.securityhub.url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "example")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    return world
+def cli(cli_env: World) -> World:
+    return cli_env
 
 
 def test_explain_takes_an_ocsf_finding_and_a_v2_event(cli: World, capsys: Any) -> None:

@@ -221,3 +221,17 @@ def world(sandbox: launch.Sandbox, tmp_path: Path) -> World:
     sandbox.securityhub_app.reset()
     sandbox.jira_app.reset()
     return World(sandbox, tmp_path, sandbox.jira_app.flavour)
+
+
+@pytest.fixture
+def cli_env(world: World, monkeypatch: pytest.MonkeyPatch) -> World:
+    """The environment `sh2jira` reads when a test runs it through main(): the Jira token (under both names the
+    tests' configs use), the Security Hub stand-in's endpoint, dummy AWS credentials, no AWS profile, text logs."""
+    for name in ("SH2JIRA_TEST_TOKEN", "SH2JIRA_JIRA_TOKEN"):
+        monkeypatch.setenv(name, world.sandbox.jira_token())
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECURITYHUB", world.sandbox.securityhub.url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "example")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("SH2JIRA_LOG_FORMAT", raising=False)
+    return world
