@@ -73,9 +73,12 @@ class SearchIndex:
     def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
         self._versions: dict[str, list[tuple[float, dict[str, Any]]]] = {}
+        self.writes = 0  # grows with every recorded view: a search's hits stay valid while it does not move
+        self.hit_cache: tuple[Any, list[str]] | None = None  # the last cacheable query's key and hits (jira_search)
 
     def record(self, view: dict[str, Any]) -> None:
         self._versions.setdefault(str(view["id"]), []).append((self.clock(), view))
+        self.writes += 1
 
     def visible(self, lag: float, fresh: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         """The views a search sees now: versions at least `lag` seconds old, except for the issues in

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -65,8 +66,22 @@ def _hits(ctx: Ctx, jql: str, reconcile: list[str], validate: bool = True) -> tu
     problems: list[str] = list(check(ctx.store.known_values())) if check else []
     if problems and validate:
         raise JiraFailure(400, problems)
+    # Paging through a large result re-runs the same query page after page: its hits are kept while the index has
+    # had no write, there is no index lag, and the query has no relative date (whose meaning moves with the clock).
+    index = ctx.store.index
+    key = (jql, index.writes)
+    cacheable = not reconcile and not ctx.realism.lag and not _RELATIVE_DATE.search(jql)
+    cached = index.hit_cache
+    if cacheable and cached is not None and cached[0] == key:
+        return list(cached[1]), problems
     docs = [doc for doc in ctx.store.searchable(ctx.realism.lag, reconcile) if query.matches(doc)]
-    return [str(doc["id"]) for doc in query.sort(docs)], problems
+    hits = [str(doc["id"]) for doc in query.sort(docs)]
+    if cacheable:
+        index.hit_cache = (key, hits)
+    return list(hits), problems
+
+
+_RELATIVE_DATE = re.compile(r"-\s*\d+\s*[wdhm]|now\(|start[A-Z]|end[A-Z]|current", re.IGNORECASE)
 
 
 def _token(offset: int, jql: str) -> str:
