@@ -14,7 +14,8 @@ import boto3
 from .config import Config
 from .jira_sink import JiraSetupError, JiraSink, connect
 from .lease import Lease
-from .ledger import OPEN, Ledger, SqliteLedger
+from .ledger import OPEN, Ledger
+from .ledgers.sqlite import SqliteLedger
 from .metrics import Metrics, instrument_boto3_client, instrument_jira_session
 from .overlay import OverlayLedger
 from .pacing import Limiter, Pacer, Quota, pace_boto3_client

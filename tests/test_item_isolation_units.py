@@ -16,7 +16,8 @@ from botocore.exceptions import EndpointConnectionError
 
 from sh2jira.health import HealthApp
 from sh2jira.jira_limits import JiraGate, endpoint_of, issue_of
-from sh2jira.ledger import OPEN, Entry, SqliteLedger
+from sh2jira.ledger import OPEN, Entry
+from sh2jira.ledgers.sqlite import SqliteLedger
 from sh2jira.metrics import Metrics
 from sh2jira.neterrors import unreachable_reason
 from sh2jira.retry_queue import CAP, RetryQueue, backoff, describe_stuck

@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 
 from sh2jira.lease import Lease, LeaseHeld
-from sh2jira.ledger import CLOSED, CREATING, OPEN, Entry, RetryItem, SqliteLedger
+from sh2jira.ledger import CLOSED, CREATING, OPEN, Entry, RetryItem
 from sh2jira.ledgers.dynamo_schema import TTL_ATTRIBUTE, create_table, table_definition
 from sh2jira.ledgers.dynamodb import DynamoLedger, LedgerConflict
 from sh2jira.ledgers.export import LedgerImportError, load_into, parse_lines, read_ledger, write_lines
+from sh2jira.ledgers.sqlite import SqliteLedger
 from tests.fixtures.ledgers import MotoServer, moto_server, new_ledger, table_name  # noqa: F401
 
 

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from sh2jira.ledger import OPEN, Entry, SqliteLedger
+from sh2jira.ledger import OPEN, Entry
+from sh2jira.ledgers.sqlite import SqliteLedger
 from sh2jira.linkback import closed_values, full_values
 from sh2jira.ocsf import raw_key
 from sh2jira.plan import closure_write, reopen_write

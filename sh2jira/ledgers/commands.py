@@ -48,9 +48,9 @@ def cmd_ledger(args: argparse.Namespace, cfg: Any) -> int:
 
 
 def _init(cfg: Any) -> int:
-    from ..ledger import SqliteLedger
     from .dynamo_schema import TTL_ATTRIBUTE, create_table
     from .dynamodb import dynamodb_client
+    from .sqlite import SqliteLedger
 
     led = cfg.ledger
     if led.backend == "sqlite":

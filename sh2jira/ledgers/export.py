@@ -16,9 +16,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any, TextIO
 
-from ..ledger import Entry, Ledger, RetryItem, SqliteLedger
+from ..ledger import Entry, Ledger, RetryItem
 from .dynamo_codec import CURSOR, ENTRY, RETRY, entry_of, retry_of
 from .dynamodb import DynamoLedger
+from .sqlite import SqliteLedger
 
 FORMAT, VERSION = "sh2jira-ledger", 1
 _ENTRY_FIELDS = {f.name for f in fields(Entry)}
