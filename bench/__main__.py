@@ -27,9 +27,13 @@ def parser() -> argparse.ArgumentParser:
     perf.add_argument("--jira-latency", type=float, default=0.1, help="seconds added to every Jira request")
     perf.add_argument("--sh-pacing", choices=["on", "off"], help="securityhub.pacing (default: sh2jira's default)")
     perf.add_argument("--jira-pace", type=float, help="jira.max_requests_per_second (default: unset)")
+    perf.add_argument("--accounts", type=int, default=0, choices=range(0, 9), metavar="0..8",
+                      help="member accounts read through AssumeRole, each account+region a scope with its own "
+                           "quotas (the issue's setup: 8); 0: one administrator account reads them all")
     perf.add_argument("--no-throttling", action="store_true", help="switch the Security Hub quotas off")
     perf.add_argument("--stock-securityhub", action="store_true",
-                      help="the unindexed stand-in (slow above ~10,000 findings; see perf_sandbox.py)")
+                      help="Security Hub stand-in without its query cache (slow above ~10,000 findings; "
+                           "sh2jira/sandbox/sh_index.py)")
     perf.add_argument("--no-idle", action="store_true", help="skip the idle cycles after the backfill")
     perf.add_argument("--profile", action="store_true", help="cProfile each cycle; print the top functions")
     perf.add_argument("--timeout", type=float, default=3600.0, help="kill sh2jira after this many seconds")
@@ -49,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
                    indexed=not args.stock_securityhub, idle=not args.no_idle, profile=args.profile,
                    timeout=args.timeout, seed=args.seed, workdir=args.workdir,
                    whatif=tuple(name for name in args.whatif.split(",") if name),
-                   sh_pacing=None if args.sh_pacing is None else args.sh_pacing == "on", jira_pace=args.jira_pace)
+                   sh_pacing=None if args.sh_pacing is None else args.sh_pacing == "on", jira_pace=args.jira_pace,
+                   accounts=args.accounts)
     result = run(opts)
     result["command"] = "python -m bench " + " ".join(sys.argv[1:] if argv is None else argv)
     print(summary(result))

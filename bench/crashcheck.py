@@ -7,8 +7,10 @@ An issue belongs to a finding by its deterministic label `sh2jira-<digest>` (Fin
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from statistics import median
+from typing import Any
 
 from sh2jira.finding import FindingKey
 
@@ -33,8 +35,15 @@ class Verdict:
                     or self.ledger_problems)
 
 
-def verify(h: Harness) -> Verdict:
-    expected = {FindingKey(g.doc["ProductArn"], g.doc["Id"]).label: g for g in h.generated if g.ticketable}
+def own_label(doc: Mapping[str, Any]) -> str:
+    return FindingKey(doc["ProductArn"], doc["Id"]).label
+
+
+def verify(h: Harness, label_of: Callable[[Mapping[str, Any]], str] = own_label) -> Verdict:
+    """`label_of` names the label of the issue that must carry a finding: its own, or its group's (groups.py)."""
+    ticketable = [g for g in h.generated if g.ticketable]
+    carrier = {FindingKey(g.doc["ProductArn"], g.doc["Id"]).digest: label_of(g.doc) for g in ticketable}
+    expected = {label_of(g.doc): g for g in ticketable}
     issues = h.jira_app.issues()
     by_label: dict[str, list[str]] = {}
     unlabelled = []
@@ -47,10 +56,10 @@ def verify(h: Harness) -> Verdict:
     dups = {lb: keys for lb, keys in by_label.items() if len(keys) > 1}
     missing = [lb for lb in expected if lb not in by_label]
     orphans = [lb for lb in by_label if lb not in expected]
-    stored = {FindingKey(f["ProductArn"], f["Id"]).label: f for f in h.sh_app.findings()}
+    stored = {FindingKey(f["ProductArn"], f["Id"]).digest: f for f in h.sh_app.findings()}
     bad_links = []
-    for lb in expected:
-        finding, keys = stored.get(lb, {}), by_label.get(lb, [])
+    for digest, lb in carrier.items():
+        finding, keys = stored.get(digest, {}), by_label.get(lb, [])
         udf = finding.get("UserDefinedFields") or {}
         status = (finding.get("Workflow") or {}).get("Status")
         if len(keys) != 1 or udf.get("sh2jira_issue") != keys[0] or status != "NOTIFIED":
@@ -58,7 +67,7 @@ def verify(h: Harness) -> Verdict:
                              f"workflow {status}, issues {keys}")
     ledger_bad = []
     for key, state, issue_key, pending in h.ledger_rows():
-        keys = by_label.get(f"sh2jira-{key}", [])
+        keys = by_label.get(carrier.get(key, f"sh2jira-{key}"), [])  # a group member: its group's issue
         if state != "open" or pending or [issue_key] != keys[:1]:
             ledger_bad.append(f"ledger {key}: state {state}, issue {issue_key!r}, pending {pending}, Jira {keys}")
     examples = ([f"duplicate {lb}: {keys}" for lb, keys in dups.items()][:3]

@@ -65,6 +65,12 @@ rulebook:
     - name: guardduty-to-bugs
       match: {{product: [GuardDuty]}}
       route: {{issue_type: Bug, labels: [threat]}}
+{extra_rules}"""
+# The grouped variant (tests/test_crash.py): control findings grouped per control and account (groups.py).
+GROUPED_RULES = """\
+    - name: controls-grouped
+      match: {control_id: ["*"]}
+      group_by: control
 """
 
 SH_READ, SH_LINK = r"^sh POST /findings$", r"^sh PATCH /findings/batchupdate$"
@@ -142,7 +148,8 @@ class Harness:
     """Stand-ins behind a tripwire, a config file in `workdir`, and the sh2jira process runs."""
 
     def __init__(self, workdir: Path, *, flavour: str = "cloud", page_size: int = 20, bulk_size: int = 10,
-                 grace: int = 1, latency: float = 0.0, index_lag: float = 0.0, run_timeout: float = 600.0) -> None:
+                 grace: int = 1, latency: float = 0.0, index_lag: float = 0.0, run_timeout: float = 600.0,
+                 extra_rules: str = "") -> None:
         self.workdir = workdir
         self.run_timeout = run_timeout
         self.sh_app = SecurityHubApp(default_account=launch.ADMIN_ACCOUNT,
@@ -157,7 +164,7 @@ class Harness:
         self.config = workdir / "sh2jira.yaml"
         self.config.write_text(CONFIG.format(page_size=page_size, jira_url=self.sandbox.jira.url, flavour=flavour,
                                              user=self.sandbox.jira_user(), token_env=TOKEN_ENV,
-                                             bulk_size=bulk_size, grace=grace))
+                                             bulk_size=bulk_size, grace=grace, extra_rules=extra_rules))
         self.runs: list[Run] = []
         self.generated: list[Generated] = []
         self.wiped = 0  # times the ledger was deleted between runs

@@ -4,7 +4,10 @@ Figures (all API calls counted by the stand-ins themselves):
 - API calls per ticketed finding on each side: GetFindings and BatchUpdateFindings; Jira calls and Jira writes;
 - wall time and its ratio to the bound the quotas impose: the slowest of reads (pages ÷ 3/s), link-back writes
   (calls ÷ 10/s) and Jira writes (calls ÷ the Jira rate) — served calls, 429s not counted; and the same with
-  Security Hub's quotas counted per region, as the service counts them (the busiest region's calls);
+  Security Hub's quotas counted per region (the busiest region's calls), and per account AND region, as the
+  service counts them (for each scope: its GetFindings ÷ 3/s and its link-back calls ÷ 10/s; the busiest scope
+  against Jira's writes ÷ the Jira rate). `--accounts 8` reads 8 member accounts through AssumeRole, so each of
+  the 24 account+region pairs is a scope with quotas of its own (the issue's setup);
 - peak RSS of the sh2jira process (wait4's ru_maxrss; VmHWM polled as a cross-check);
 - ledger bytes per tracked finding (the SQLite file with its WAL);
 - the cost of idle cycles: right after the backfill, and in steady state (Jira's clock moved an hour on, so the
@@ -52,13 +55,14 @@ class Options:
     whatif: tuple[str, ...] = ()  # perf_whatif patches applied in sh2jira's process (none: the code as it is)
     sh_pacing: bool | None = None  # securityhub.pacing (None: sh2jira's default)
     jira_pace: float | None = None  # jira.max_requests_per_second (None: unset)
+    accounts: int = 0  # member accounts reached by AssumeRole (0: one administrator account reads every account)
 
 
 def run(opts: Options) -> dict[str, Any]:
     """One bench run: start the world, load, back-fill, optionally the idle cycles; the figures as a dict."""
     world = BenchWorld.start(flavour=opts.flavour, indexed=opts.indexed, throttling=opts.throttling,
                              jira_rate=opts.jira_rate, jira_burst=opts.jira_burst, jira_latency=opts.jira_latency,
-                             workdir=opts.workdir)
+                             workdir=opts.workdir, accounts=opts.accounts)
     try:
         load = world.load(opts.findings, opts.seed)
         config = world.write_config(link_back=opts.link_back, remote_links=opts.remote_links,
@@ -198,6 +202,8 @@ def backfill_figures(world: BenchWorld, proc: ProcResult, load: LoadInfo, opts: 
              "jira_writes": jira_writes_served / opts.jira_rate}
     bound = max(parts.values())
     regional = regional_bound(sh, jira_writes_served / opts.jira_rate)
+    per_scope = world.scopes.per_scope() if world.scopes is not None else {}
+    scoped = scope_bound(per_scope, jira_writes_served / opts.jira_rate)
     cycle = proc.stats.get("cycles", [{}])[0] if proc.stats.get("cycles") else {}
     return {
         "exit": proc.returncode, "timed_out": proc.timed_out, "report": cycle.get("report"),
@@ -217,6 +223,10 @@ def backfill_figures(world: BenchWorld, proc: ProcResult, load: LoadInfo, opts: 
                  "regional_bound": round(max(regional.values()), 2),
                  "regional_parts": {k: round(v, 2) for k, v in regional.items()},
                  "regional_ratio": round(proc.wall / max(regional.values()), 3) if max(regional.values()) else None,
+                 "scope_bound": round(max(scoped.values()), 2),
+                 "scope_parts": {k: round(v, 2) for k, v in scoped.items()},
+                 "scope_ratio": round(proc.wall / max(scoped.values()), 3) if max(scoped.values()) else None,
+                 "scopes": len(per_scope),
                  **_timeline(proc)},
         "cpu": {"process": round(proc.cpu, 2), "cycle": round(cycle.get("cpu", 0.0), 2)},
         "rss_mb": round(proc.max_rss_kb / 1024, 1), "vmhwm_mb": round(proc.vmhwm_kb / 1024, 1),
@@ -236,6 +246,16 @@ def regional_bound(sh: dict[str, Any], jira_writes: float) -> dict[str, float]:
             "jira_writes": jira_writes}
 
 
+def scope_bound(per_scope: dict[str, dict[str, int]], jira_writes: float) -> dict[str, float]:
+    """The bound with Security Hub's quotas per account and region (served calls): the busiest scope's reads
+    (pages ÷ 3/s) and, separately, its link-backs (calls ÷ 10/s), since every scope is read and written side by
+    side; and Jira's writes (one site, one limit)."""
+    scopes = per_scope.values()
+    return {"reads": max((s.get("GetFindings", 0) for s in scopes), default=0) / READ_RATE,
+            "linkbacks": max((s.get("BatchUpdateFindings", 0) for s in scopes), default=0) / LINKBACK_RATE,
+            "jira_writes": jira_writes}
+
+
 def idle_figures(world: BenchWorld, config: Path, opts: Options, name: str) -> dict[str, Any]:
     world.reset_counts()
     proc = run_sh2jira(["run", "--once", "-c", str(config)], env=world.environ(), workdir=world.tmp,
@@ -245,6 +265,8 @@ def idle_figures(world: BenchWorld, config: Path, opts: Options, name: str) -> d
     cycle = proc.stats.get("cycles", [{}])[0] if proc.stats.get("cycles") else {}
     out = {"exit": proc.returncode, "report": cycle.get("report"), "sh": sh, "jira": jira_counts(world),
            "get_findings_per_region": {r: sh["by_region"].get(r, {}).get("GetFindings", 0) for r in REGIONS},
+           "get_findings_per_scope": sorted(Counter(
+               s.get("GetFindings", 0) for s in (world.scopes.per_scope() if world.scopes else {}).values()).items()),
            "cycle_cpu": round(cycle.get("cpu", 0.0), 3), "cycle_wall": round(cycle.get("wall", 0.0), 3),
            "process_cpu": round(proc.cpu, 2), "process_wall": round(proc.wall, 2),
            "rss_mb": round(proc.max_rss_kb / 1024, 1), "tracked": ledger_size(world)["entries"]}
@@ -284,7 +306,8 @@ def summary(result: dict[str, Any]) -> str:
         f"({pf['jira_writes_per_new']}/new), searches {b['jira']['searches']}, 429s {b['jira']['throttled_429']}",
         f"  wall {t['wall']} s (cycle {t['cycle_wall']} s), bound {t['bound']} s {t['bound_parts']} → "
         f"ratio {t['ratio']} (cycle {t['cycle_ratio']}); per-region quotas: bound {t['regional_bound']} s "
-        f"{t['regional_parts']} → ratio {t['regional_ratio']}",
+        f"{t['regional_parts']} → ratio {t['regional_ratio']}; per account and region ({t.get('scopes')} scopes): "
+        f"bound {t.get('scope_bound')} s {t.get('scope_parts')} → ratio {t.get('scope_ratio')}",
         f"  streams (s after start): reads {t['reads_first']}–{t['reads_last']}, bulk creates "
         f"{t['bulk_creates_first']}–{t['bulk_creates_last']}, link-backs {t['linkbacks_first']}–{t['linkbacks_last']}",
         f"  CPU {b['cpu']['process']} s (cycle {b['cpu']['cycle']} s), peak RSS {b['rss_mb']} MB "
@@ -299,7 +322,8 @@ def summary(result: dict[str, Any]) -> str:
         if key in result:
             i = result[key]
             lines.append(f"{key}: exit {i['exit']} over {i['tracked']} tracked: GetFindings/region "
-                         f"{i['get_findings_per_region']}, Jira calls {i['jira']['calls']} (searches "
+                         f"{i['get_findings_per_region']}, GetFindings per scope [(calls, scopes)] "
+                         f"{i.get('get_findings_per_scope')}, Jira calls {i['jira']['calls']} (searches "
                          f"{i['jira']['searches']}), cycle CPU {i['cycle_cpu']} s, wall {i['cycle_wall']} s; "
                          f"process CPU {i['process_cpu']} s, RSS {i['rss_mb']} MB")
     return "\n".join(lines)

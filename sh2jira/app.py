@@ -20,7 +20,7 @@ from .metrics import Metrics, instrument_boto3_client, instrument_jira_session
 from .overlay import OverlayLedger
 from .pacing import Limiter, Pacer, Quota, pace_boto3_client
 from .retry import RetryPolicy
-from .rulebook import Rulebook
+from .rulebook import Rulebook, possible_routes
 from .secrets import TokenSourceError, resolve_token
 from .securityhub import (
     AccountRole,
@@ -61,10 +61,7 @@ def rulebook_targets(rulebook: Rulebook) -> tuple[dict[str, set[str]], set[str]]
     """Every (project → issue types) and priority name the rulebook can produce, for the start-up check."""
     projects: dict[str, set[str]] = defaultdict(set)
     priorities: set[str] = set()
-    routes = [r for c in rulebook._plan if c.rule.action != "skip" for r in c.routes.values()]
-    if rulebook.unmatched == "ticket":
-        routes += list(rulebook._unmatched_routes.values())
-    for route in routes:
+    for route in possible_routes(rulebook):
         projects[route.project].add(route.issue_type)
         priorities.add(route.priority)
     return dict(projects), priorities
@@ -78,7 +75,8 @@ def open_jira(cfg: Config, token: str, *, check: bool = True, metrics: Metrics |
         instrument_jira_session(client._session, metrics)
     rate = cfg.jira.max_requests_per_second
     limiter = Limiter(Quota(rate, max(1.0, rate))) if rate else None
-    sink = JiraSink(client, policy=policy, bulk_size=cfg.jira.bulk_size, limiter=limiter)
+    sink = JiraSink(client, policy=policy, bulk_size=cfg.jira.bulk_size, limiter=limiter,
+                    max_concurrency=cfg.jira.max_concurrency)
     if check:
         projects, priorities = rulebook_targets(cfg.rulebook)
         sink.check(projects, priorities)
@@ -182,7 +180,8 @@ def sync_options(cfg: Config, *, dry_run: bool = False) -> SyncOptions:
                        reopen_transitions=tuple(closure.reopen_transitions),
                        suppress_resolutions=frozenset(closure.suppress_resolutions), from_jira=closure.from_jira,
                        jira_overlap=timedelta(minutes=closure.search_overlap_minutes),
-                       recovery_grace=float(cfg.jira.search_lag_seconds))
+                       recovery_grace=float(cfg.jira.search_lag_seconds),
+                       securityhub_check=timedelta(minutes=closure.securityhub_check_minutes))
 
 
 def build_syncer(cfg: Config, *, dry_run: bool = False, out: TextIO | None = None,

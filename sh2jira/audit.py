@@ -11,19 +11,27 @@ The counts, each with the ids or keys behind it:
 - `ledger_drift`: ledger rows that disagree with Jira: a row whose issue no longer carries the finding's label (or
   is gone), a row whose open/closed state is not Jira's, a row that names a younger duplicate, and a finding's issue
   that the ledger does not know.
+
+Groups (groups.py) count the same way, with the group in the finding's place: a group issue is carried by its
+`sh2jira-grp-…` label (two open issues with it are duplicates, the oldest wins); an open group issue is an orphan
+only when none of its members is active; a member is not missing when its group has an issue (its ledger row names
+the group, or its rule's grouping leads to a group that has one), and its ledger row agrees with Jira when it names
+the group's issue.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from .finding import Finding
+from .groups import group_of, is_group_key
 from .ledger import CLOSED, OPEN, Entry
 from .plan import gone_reason, linked_issue, plan_page
 from .rebuild import TrackedIssue, oldest_by_finding
-from .rulebook import Rulebook
+from .rulebook import Rulebook, decide
 
 COUNTS = ("findings_active", "issues_open", "missing", "duplicates", "orphans", "stale_linkbacks", "ledger_drift")
 
@@ -60,7 +68,7 @@ class Audit:
 
 
 def audit(findings: Iterable[Finding], issues: Sequence[TrackedIssue], entries: Iterable[Entry],
-          rulebook: Rulebook, *, link_back: str = "full") -> Audit:
+          rulebook: Rulebook, *, link_back: str = "full", now: datetime | None = None) -> Audit:
     """Compare. `findings` holds every active finding in scope plus the findings of sh2jira's open issues
     (whatever their state); `issues` every issue that carries sh2jira's label; `entries` the ledger's rows with
     an issue (open or closed)."""
@@ -72,6 +80,11 @@ def audit(findings: Iterable[Finding], issues: Sequence[TrackedIssue], entries: 
         seen.setdefault(f.key.digest, f)
     result.findings_active = sum(1 for f in seen.values() if f.is_active)
     result.issues_open = sum(1 for i in issues if not i.done)
+    group_of = _groups_of(seen, ledger, by_digest, rulebook)
+    active_members: dict[str, int] = {}
+    for digest, g in group_of.items():
+        if not gone_reason(seen[digest]):
+            active_members[g] = active_members.get(g, 0) + 1
 
     for digest, group in by_digest.items():
         chosen = group[0]
@@ -79,7 +92,10 @@ def audit(findings: Iterable[Finding], issues: Sequence[TrackedIssue], entries: 
         if younger_open:
             result.duplicates[digest] = [i.key for i in group]
         finding = seen.get(digest)
-        if not chosen.done:
+        if not chosen.done and is_group_key(digest):
+            if not active_members.get(digest):
+                result.orphans[chosen.key] = "no finding of the group is active in Security Hub"
+        elif not chosen.done:
             reason = gone_reason(finding) if finding is not None else "the finding no longer exists in Security Hub"
             if reason:
                 result.orphans[chosen.key] = reason
@@ -92,14 +108,15 @@ def audit(findings: Iterable[Finding], issues: Sequence[TrackedIssue], entries: 
             result.ledger_drift[chosen.key] = (f"the ledger says {entry.state}, Jira says "
                                                f"{'done' if chosen.done else 'open'}")
     for digest, entry in ledger.items():
-        group = by_digest.get(digest, [])
+        group = by_digest.get(entry.group or digest, [])  # a member's issue is its group's
         if not any(i.key == entry.issue_key for i in group):
             result.ledger_drift[entry.issue_key] = "the issue is gone or no longer carries the finding's label"
 
     # Missing: what `run` would ticket (the same planning code) and no issue carries the label of.
-    untracked = [f for d, f in seen.items() if d not in by_digest and f.is_active]
-    for create in plan_page(untracked, rulebook, {}, {}, link_back="off").creates:
-        result.missing.append(create.finding.id)
+    untracked = [f for d, f in seen.items() if d not in by_digest and d not in group_of and f.is_active]
+    # A finding waiting for its min_age (`now`) is not missing: run tickets it once it comes of age.
+    for create in plan_page(untracked, rulebook, {}, {}, link_back="off", now=now).creates:
+        result.missing.extend([m.finding_id for m in create.members] or [create.finding.id])
 
     if link_back != "off":
         for digest, f in seen.items():
@@ -112,6 +129,23 @@ def audit(findings: Iterable[Finding], issues: Sequence[TrackedIssue], entries: 
             elif not named and link_back == "full" and entry.state == OPEN and entry.linkback_issue:
                 result.stale_linkbacks[f.id] = ""
     return result
+
+
+def _groups_of(seen: Mapping[str, Finding], ledger: Mapping[str, Entry],
+               by_digest: Mapping[str, Sequence[TrackedIssue]], rulebook: Rulebook) -> dict[str, str]:
+    """Finding digest → the key of the group whose issue carries it: its ledger row's group, or (a finding without
+    a row of its own) the group its rule puts it in, when that group has an issue."""
+    out: dict[str, str] = {}
+    for digest, f in seen.items():
+        entry = ledger.get(digest)
+        if entry is not None and entry.group:
+            out[digest] = entry.group
+        elif entry is None and digest not in by_digest:
+            route = decide(rulebook, f).route
+            gid = group_of(f, route.group_by) if route is not None else None
+            if gid is not None and gid.key in by_digest:
+                out[digest] = gid.key
+    return out
 
 
 def younger_duplicates(result: Audit, issues: Sequence[TrackedIssue]) -> dict[str, str]:

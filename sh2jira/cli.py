@@ -1,4 +1,4 @@
-"""`sh2jira` command line: run, validate, explain, reconcile, ledger, demo, sandbox, schema.
+"""`sh2jira` command line: run, validate, explain, preview, reconcile, ledger, demo, sandbox, schema.
 
 Exit codes: 0 done; 1 could not run (a cycle or start-up failed: service unreachable, Jira refused the token,
 Jira mismatch, missing secret, AWS profile unknown, or any unexpected error); 2 invalid config or usage (a bad
@@ -45,11 +45,11 @@ def find_config(given: str | None) -> str:
     return DEFAULT_CONFIG_PATHS[0]
 
 
-def _load(path: str) -> Any:
+def _load(path: str, rulebook: str | None = None) -> Any:
     from .config import ConfigError, load_config
 
     try:
-        return load_config(path)
+        return load_config(path, rulebook=rulebook)
     except ConfigError as exc:
         report_config_error(exc)
         raise SystemExit(EXIT_CONFIG) from None
@@ -81,6 +81,15 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
     cfg = _load(find_config(args.config))
     return explain_file(cfg, args.finding, sys.stdout)
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    from .preview import run_preview
+
+    path = find_config(args.config)
+    old = _load(path)
+    new = _load(path, args.rulebook)  # checked as `validate` checks a rulebook: each problem with key and line
+    return run_preview(old, new, sys.stdout, as_json=args.json, name=args.rulebook)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -339,6 +348,14 @@ def parser() -> argparse.ArgumentParser:
     hc = command("healthcheck", "probe a running sh2jira's /healthz (exit 0 healthy, 1 not)", config=False)
     hc.add_argument("url", nargs="?", help="default: http://127.0.0.1:$SH2JIRA_METRICS_PORT/healthz")
     hc.set_defaults(func=cmd_healthcheck)
+    pv = command("preview", "what a new rulebook would change: issues re-prioritised, relabelled or re-routed, "
+                 "new issues, findings now skipped; writes nothing (exit 0; 2 for a bad config or rulebook)")
+    pv.add_argument("--rulebook", required=True, metavar="NEW.yaml",
+                    help="the rulebook to compare with the config's own (a rulebook file, as `rulebook:` takes)")
+    pv.add_argument("--json", action="store_true", help="one JSON document: counts and every item")
+    pv.epilog = ("reads the open tracked findings by id and the look-back window from Security Hub (read-only, "
+                 "about open issues/20 + findings/100 GetFindings calls per scope); no Jira call, no ledger write")
+    pv.set_defaults(func=cmd_preview)
     rc = command("reconcile", "audit Security Hub, Jira and the ledger; --fix converges (exit 0 clean, 1 not)")
     rc.add_argument("--fix", action="store_true", help="adopt, re-link, resolve orphans, close duplicates, create "
                                                        "what is missing; never deletes an issue")

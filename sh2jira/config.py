@@ -164,6 +164,9 @@ class JiraConfig(Section):
     verify_tls: bool = True
     remote_links: bool = Field(default=False, description="A remote link to the finding (a call per issue).")
     bulk_size: int = Field(default=50, ge=1, le=50, description="Issues per bulk create (Jira: at most 50).")
+    max_concurrency: int = Field(default=3, ge=1, le=10, description=(
+        "Bulk creates in flight at once: a page's chunks go out side by side, results kept in order. A real "
+        "site's bulk create of 50 takes about a second; max_requests_per_second still paces every call."))
     max_requests_per_second: float | None = Field(default=None, gt=0, le=1000, description=(
         "Pace Jira calls to this rate (burst of the same size) instead of meeting 429s; unset: no pacing. "
         "Jira Cloud's limits depend on the site and the endpoint: set it to what your site allows."))
@@ -207,6 +210,10 @@ class ClosureConfig(Section):
         "Re-read window behind the Jira cursor: covers search-index lag and JQL's minute precision."))
     duplicate_resolution: str = Field(default="Duplicate", min_length=1, description=(
         "Resolution `sh2jira reconcile --fix` sets on a younger duplicate issue of a finding (the oldest is kept)."))
+    securityhub_check_minutes: int = Field(default=15, ge=0, le=1440, description=(
+        "How often each account/region is asked for findings someone resolved or suppressed in Security Hub (a "
+        "second GetFindings; BatchUpdateFindings does not move UpdatedAt, so the changes query cannot see them). "
+        "0: every cycle. The cost: such a resolve reaches its issue within this many minutes (plus a cycle)."))
 
 
 class LedgerConfig(Section):
@@ -296,8 +303,10 @@ def rulebook_json_schema() -> dict[str, Any]:
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **Rulebook.model_json_schema()}
 
 
-def load_config(path: str | os.PathLike[str]) -> Config:
-    """Read, validate and resolve the config (and its rulebook file, if any); raise ConfigError."""
+def load_config(path: str | os.PathLike[str], *, rulebook: str | os.PathLike[str] | None = None) -> Config:
+    """Read, validate and resolve the config (and its rulebook file, if any); raise ConfigError. `rulebook`
+    (a file, relative to the working directory) replaces the config's own rulebook: `sh2jira preview` checks a
+    new rulebook exactly as `validate` would check it in place, with the same keys and lines."""
     path = Path(path)
     try:
         doc = load_yaml(path)
@@ -305,7 +314,14 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         raise ConfigError([_yaml_problem(exc)]) from None
     mounts: list[tuple[KeyPath, SourceDoc]] = [((), doc)]
     data = doc.data
-    if isinstance(data, dict) and isinstance(data.get("rulebook"), str):
+    if rulebook is not None and isinstance(data, dict):
+        try:
+            rulebook_doc = load_yaml(Path(rulebook))
+        except YamlError as exc:
+            raise ConfigError([_yaml_problem(exc)]) from None
+        data = {**data, "rulebook": rulebook_doc.data}
+        mounts.insert(0, (("rulebook",), rulebook_doc))
+    elif isinstance(data, dict) and isinstance(data.get("rulebook"), str):
         ref = data["rulebook"]
         try:
             rulebook_doc = load_yaml(path.parent / ref)

@@ -195,6 +195,7 @@ class EventConsumer:
                 findings = self._fresh(newest(found), scope)
                 if findings:
                     s._apply(s._planned(findings, scope, report), scope, report)
+            s.groups.flush(report)  # a batch of events is a cycle of its own for its groups' issues
         finally:
             s.linkback.stop()
         if s.linkback.error is not None:

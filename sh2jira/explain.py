@@ -12,6 +12,7 @@ uses (`securityhub.regions` / `accounts`, and the filters `coarse_filters` build
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from . import logs
@@ -52,9 +53,11 @@ def not_read_reason(cfg: Any, finding: Finding) -> str:
     return ""
 
 
-def planned(cfg: Any, finding: Finding) -> tuple[str, Plan]:
-    """What `run` plans for this finding as a new one once it is read: its dry-run line, and the plan."""
-    plan = plan_page([finding], cfg.rulebook, {}, {}, link_back=cfg.securityhub.link_back)
+def planned(cfg: Any, finding: Finding, now: datetime | None = None) -> tuple[str, Plan]:
+    """What `run` plans for this finding as a new one once it is read (at `now`, the clock by default): its dry-run
+    line, and the plan."""
+    plan = plan_page([finding], cfg.rulebook, {}, {}, link_back=cfg.securityhub.link_back,
+                     now=datetime.now(UTC) if now is None else now)
     if plan.creates:
         c = plan.creates[0]
         return (f"CREATE [{c.draft.project}/{c.draft.issue_type}/{c.draft.priority}] {c.draft.summary}"
@@ -62,6 +65,9 @@ def planned(cfg: Any, finding: Finding) -> tuple[str, Plan]:
     if plan.skips:
         s = plan.skips[0]
         return f"SKIP   {s.finding.id}: {s.reason}", plan
+    if plan.waits:
+        w = plan.waits[0]
+        return f"WAIT   {w.finding.id}: {w.reason}", plan
     raise AssertionError("a new finding is always created or skipped")  # pragma: no cover
 
 

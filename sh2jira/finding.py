@@ -76,6 +76,18 @@ class Resource:
 
 
 @dataclass(frozen=True)
+class Vulnerability:
+    """What a rule can ask of one of the finding's vulnerabilities (Inspector's `Vulnerabilities[]`, OCSF's
+    `vulnerabilities[]`). None: the provider did not say."""
+
+    id: str = ""
+    exploit_available: bool | None = None  # ASFF ExploitAvailable YES/NO; OCSF is_exploit_available
+    known_exploited: bool = False  # an exploit was seen in the wild: ASFF LastKnownExploitAt; OCSF
+    # exploit_last_seen_time(_dt). Neither format carries CISA's KEV flag itself (botocore's model, the samples).
+    epss: float | None = None  # EPSS probability 0..1: ASFF EpssScore; OCSF cve.epss.score (a string there)
+
+
+@dataclass(frozen=True)
 class Finding:
     """The fields sh2jira uses. `raw` keeps the original document for `explain` and rule matching."""
 
@@ -104,6 +116,7 @@ class Finding:
     updated_at: str
     source_url: str
     raw: Mapping[str, Any] = field(repr=False, compare=False, hash=False)
+    vulnerabilities: tuple[Vulnerability, ...] = ()
 
     @property
     def id(self) -> str:
@@ -152,6 +165,7 @@ class Finding:
             updated_at=p.optional_str("UpdatedAt"),
             source_url=p.optional_str("SourceUrl"),
             raw=raw,
+            vulnerabilities=_vulnerabilities(p),
         )
 
 
@@ -290,6 +304,41 @@ def _resources(p: FieldReader) -> tuple[Resource, ...]:
                             partition=str(item.get("Partition") or ""),
                             tags={str(k): str(v) for k, v in tags.items()}))
     return tuple(out)
+
+
+def _vulnerabilities(p: FieldReader) -> tuple[Vulnerability, ...]:
+    value = p.get("Vulnerabilities")
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise FindingError(p.finding_id, "Vulnerabilities must be a list")
+    out = []
+    for i, item in enumerate(value):
+        if not isinstance(item, Mapping):
+            raise FindingError(p.finding_id, f"Vulnerabilities[{i}] must be an object")
+        exploit = item.get("ExploitAvailable")
+        if exploit not in (None, "YES", "NO"):
+            raise FindingError(p.finding_id, f"Vulnerabilities[{i}].ExploitAvailable must be YES or NO, got "
+                                             f"{exploit!r}")
+        seen = item.get("LastKnownExploitAt")
+        out.append(Vulnerability(
+            id=str(item.get("Id") or ""), exploit_available=None if exploit is None else exploit == "YES",
+            known_exploited=isinstance(seen, str) and bool(seen.strip()),
+            epss=epss_score(p.finding_id, f"Vulnerabilities[{i}].EpssScore", item.get("EpssScore"))))
+    return tuple(out)
+
+
+def epss_score(finding_id: str, where: str, value: Any) -> float | None:
+    """An EPSS score (a probability, 0..1; OCSF sends it as a string); FindingError naming `where` if it is not."""
+    if value is None or value == "":
+        return None
+    try:
+        score = float(value) if isinstance(value, int | float | str) and not isinstance(value, bool) else -1.0
+    except ValueError:
+        score = -1.0
+    if not 0.0 <= score <= 1.0:
+        raise FindingError(finding_id, f"{where} must be a number from 0 to 1, got {value!r}")
+    return score
 
 
 def unwrap_documents(doc: Any) -> list[Any]:

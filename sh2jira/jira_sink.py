@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +28,7 @@ from .plan import IssueDraft
 log = logging.getLogger(__name__)
 
 BULK_LIMIT = 50  # POST /rest/api/2/issue/bulk takes at most 50 issues
+MAX_CONCURRENCY = 10  # jira.max_concurrency's ceiling: more parallel bulk creates only meet the rate limit sooner
 
 
 class NoTransition(RuntimeError):
@@ -56,10 +59,14 @@ GATE_ATTR = "sh2jira_gate"  # the JiraGate that connect() attached to a client
 
 @dataclass(frozen=True)
 class Created:
+    """One draft's outcome: a key, Jira's error for this element, or `failure`: the exception its whole chunk
+    met (an AmbiguousWrite, a refusal, an unreachable Jira), which the caller judges per chunk."""
+
     index: int
     key: str = ""
     id: str = ""
     error: str = ""
+    failure: BaseException | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -127,10 +134,12 @@ class JiraSink:
 
     def __init__(self, client: JIRA, catalog: JiraCatalog | None = None,
                  policy: retry.RetryPolicy | None = None, bulk_size: int = BULK_LIMIT,
-                 limiter: Limiter | None = None) -> None:
+                 limiter: Limiter | None = None, max_concurrency: int = 1) -> None:
         self.limiter = limiter  # client-side pacing (jira.max_requests_per_second)
         self.client = client
         self.bulk_size = max(1, min(bulk_size, BULK_LIMIT))
+        self.max_concurrency = max(1, min(max_concurrency, MAX_CONCURRENCY))  # bulk creates in flight at once
+        self._count_lock = threading.Lock()  # calls/retries are counted from the create threads too
         self.catalog = catalog or JiraCatalog()
         self.is_cloud = bool(client._is_cloud)
         self.policy = policy or retry.RetryPolicy()
@@ -160,7 +169,8 @@ class JiraSink:
             session.auth = TokenAuth(token)
 
     def _count_retry(self, reason: str, wait: float) -> None:
-        self.retries[reason] = self.retries.get(reason, 0) + 1
+        with self._count_lock:
+            self.retries[reason] = self.retries.get(reason, 0) + 1
         if self.before_wait is not None:
             self.before_wait()
 
@@ -171,7 +181,8 @@ class JiraSink:
     def _send(self, name: str, method: str, path: str, body: Any = None, params: Any = None, *,
               idempotent: bool | None = None) -> Any:
         """One REST call through the library's session, under sh2jira's retry policy (retry.py)."""
-        self.calls[name] = self.calls.get(name, 0) + 1
+        with self._count_lock:
+            self.calls[name] = self.calls.get(name, 0) + 1
         session, url = self.client._session, self._url(path)
         data = json.dumps(body) if body is not None else None
 
@@ -246,6 +257,8 @@ class JiraSink:
             fields["components"] = [{"name": c} for c in draft.components]
         if draft.assignee:
             fields["assignee"] = {"accountId": draft.assignee} if self.is_cloud else {"name": draft.assignee}
+        if draft.due_date:
+            fields["duedate"] = draft.due_date  # a date field: YYYY-MM-DD, on Cloud and Data Center alike
         fields.update(draft.custom_fields)
         return fields
 
@@ -257,25 +270,51 @@ class JiraSink:
         return payload
 
     def create_many(self, drafts: Sequence[IssueDraft]) -> list[Created]:
-        """Bulk create in chunks of 50; one result per draft, in order (key or error)."""
-        results: list[Created] = []
-        for start in range(0, len(drafts), self.bulk_size):
-            chunk = drafts[start : start + self.bulk_size]
-            body = {"issueUpdates": [self.issue_payload(d) for d in chunk]}
+        """Bulk create in chunks of 50; one result per draft, in input order.
+
+        Up to `max_concurrency` chunks are in flight at once (a real site's bulk create of 50 takes about a
+        second, so one at a time leaves the rate limit idle); the gate and the limiter still pace every call.
+        A chunk's failure is its own: its drafts carry the exception in `failure`, the other chunks' results
+        stand. Once a chunk meets a failure that is not the chunk's own (Jira unreachable, token refused), the
+        chunks not yet sent are not sent: they carry the same exception."""
+        chunks = [(start, drafts[start : start + self.bulk_size]) for start in range(0, len(drafts), self.bulk_size)]
+        halted: list[BaseException] = []
+
+        def run(start: int, chunk: Sequence[IssueDraft]) -> list[Created]:
+            if halted:
+                return [Created(start + i, failure=halted[0]) for i in range(len(chunk))]
             try:
-                reply = self._send("bulk_create", "POST", "issue/bulk", body)
-            except JIRAError as exc:
-                if exc.status_code != 400 or exc.response is None:
-                    raise
-                reply = exc.response.json()  # every element failed: Jira answers 400 with the same shape
-            errors = {e["failedElementNumber"]: e.get("elementErrors", {}) for e in reply.get("errors", [])}
-            created = iter(reply.get("issues", []))
-            for i in range(len(chunk)):
-                if i in errors:
-                    results.append(Created(start + i, error=_element_error(errors[i])))
-                else:
-                    issue = next(created)
-                    results.append(Created(start + i, key=issue["key"], id=str(issue["id"])))
+                return self._create_chunk(start, chunk)
+            except Exception as exc:
+                if isinstance(exc, JiraSetupError):
+                    halted.append(exc)
+                return [Created(start + i, failure=exc) for i in range(len(chunk))]
+
+        workers = min(self.max_concurrency, len(chunks))
+        if workers <= 1:
+            return [r for start, chunk in chunks for r in run(start, chunk)]
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sh2jira-create") as pool:
+            futures = [pool.submit(run, start, chunk) for start, chunk in chunks]
+            return [r for future in futures for r in future.result()]
+
+    def _create_chunk(self, start: int, chunk: Sequence[IssueDraft]) -> list[Created]:
+        """One POST /issue/bulk of at most 50; raises what the call met (the caller keeps it per chunk)."""
+        body = {"issueUpdates": [self.issue_payload(d) for d in chunk]}
+        try:
+            reply = self._send("bulk_create", "POST", "issue/bulk", body)
+        except JIRAError as exc:
+            if exc.status_code != 400 or exc.response is None:
+                raise
+            reply = exc.response.json()  # every element failed: Jira answers 400 with the same shape
+        errors = {e["failedElementNumber"]: e.get("elementErrors", {}) for e in reply.get("errors", [])}
+        created = iter(reply.get("issues", []))
+        results: list[Created] = []
+        for i in range(len(chunk)):
+            if i in errors:
+                results.append(Created(start + i, error=_element_error(errors[i])))
+            else:
+                issue = next(created)
+                results.append(Created(start + i, key=issue["key"], id=str(issue["id"])))
         return results
 
     def update(self, key: str, fields: Mapping[str, Any], labels_add: Sequence[str] = (),

@@ -43,11 +43,23 @@ class Entry:
     linkback_issue: str = ""
     attempts: int = 0
     changed_at: float = field(default_factory=time.time)
+    group: str = ""  # a group member: the key of its group's entry (groups.py); its issue_key is the group's
+    members: str = ""  # a group's own entry (key `grp-…`): its identity and member list, JSON (groups.GroupDoc)
 
     def with_(self, **changes: object) -> Entry:
         """A copy with these changes, stamped now (unless `changed_at` is given)."""
         changes.setdefault("changed_at", time.time())
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def one_per_issue(entries: Iterable[Entry]) -> dict[str, Entry]:
+    """issue key → its entry. A group issue is named by its group's entry and by every member's: the group's
+    wins (the Jira-side sync and reconcile look issues up by key and must see the group)."""
+    out: dict[str, Entry] = {}
+    for e in entries:
+        if e.issue_key and (e.issue_key not in out or not out[e.issue_key].key.startswith("grp-")):
+            out[e.issue_key] = e
+    return out
 
 
 @dataclass(frozen=True)

@@ -144,3 +144,44 @@ def _type_prefix(prefixes: tuple[str, ...], f: Finding) -> Verdict:
 def _title(rx: re.Pattern[str], f: Finding) -> Verdict:
     ok = rx.search(f.title) is not None
     return ok, f"title {'matches' if ok else 'does not match'} /{rx.pattern}/"
+
+
+# Vulnerability conditions (Inspector's `Vulnerabilities[]`, OCSF's `vulnerabilities[]`, mapped alike in
+# `Finding.vulnerabilities`): a finding matches when any one of its vulnerabilities does. A rule with them can carry
+# its own `sla:` to shorten the due date.
+def _names(f: Finding) -> str:
+    return ", ".join(v.id or "?" for v in f.vulnerabilities) or "none"
+
+
+@matcher("exploit_available", bool)
+def _exploit_available(wanted: bool, f: Finding) -> Verdict:
+    hit = next((v for v in f.vulnerabilities if v.exploit_available), None)
+    if wanted:
+        if hit is not None:
+            return True, f"vulnerability {hit.id or '?'} has an exploit available"
+        return False, f"no vulnerability ({_names(f)}) has an exploit available"
+    if hit is not None:
+        return False, f"vulnerability {hit.id or '?'} has an exploit available"
+    return True, f"no vulnerability ({_names(f)}) has an exploit available"
+
+
+@matcher("known_exploited", bool)
+def _known_exploited(wanted: bool, f: Finding) -> Verdict:
+    hit = next((v for v in f.vulnerabilities if v.known_exploited), None)
+    if wanted:
+        if hit is not None:
+            return True, f"vulnerability {hit.id or '?'} is known to be exploited"
+        return False, f"no vulnerability ({_names(f)}) is known to be exploited"
+    if hit is not None:
+        return False, f"vulnerability {hit.id or '?'} is known to be exploited"
+    return True, f"no vulnerability ({_names(f)}) is known to be exploited"
+
+
+@matcher("epss_min", float)
+def _epss_min(least: float, f: Finding) -> Verdict:
+    scored = [v for v in f.vulnerabilities if v.epss is not None]
+    hit = max(scored, key=lambda v: v.epss or 0.0, default=None)
+    if hit is not None and (hit.epss or 0.0) >= least:
+        return True, f"vulnerability {hit.id or '?'} has EPSS {hit.epss:g} >= {least:g}"
+    best = f"the highest is {hit.epss:g}" if hit is not None else "no vulnerability has an EPSS score"
+    return False, f"no EPSS score >= {least:g} ({best})"

@@ -53,6 +53,8 @@ class Metrics:
                               "startup, auth (Jira refused the token).", ("kind",))
         self.stuck_items = Gauge(PREFIX + "stuck_items", "Writes waiting in the retry queue, by kind (failed, "
                                  "backing off, retried without anyone acting).", ("kind",), registry=self.registry)
+        self.waiting_findings = Gauge(PREFIX + "waiting_findings", "Findings waiting for their rulebook min_age "
+                                      "(not failures: ticketed once they come of age).", registry=self.registry)
         self.jira_token_rejected = Gauge(PREFIX + "jira_token_rejected", "1 while Jira refuses the token (HTTP "
                                          "401: expired or revoked?), 0 once it is accepted.", registry=self.registry)
         self.consecutive_failures_gauge = Gauge(PREFIX + "consecutive_failures", "Failed start-ups or cycles in a "
@@ -125,6 +127,10 @@ class Metrics:
         """The retry queue's size by kind (every known kind, 0 included)."""
         for kind in (*STUCK_KINDS, *counts):
             self.stuck_items.labels(kind=kind).set(counts.get(kind, 0))
+
+    def set_waiting(self, count: int) -> None:
+        """How many findings wait for their min_age (kept apart from the stuck items: nothing failed)."""
+        self.waiting_findings.set(count)
 
     def observe_audit(self, counts: dict[str, int], now: float | None = None) -> None:
         """The counts of a reconcile audit (long-running mode runs one every reconcile.interval_hours)."""

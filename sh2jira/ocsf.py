@@ -38,7 +38,17 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from .finding import FieldReader, Finding, FindingError, FindingKey, Resource, parse_time, unwrap_documents
+from .finding import (
+    FieldReader,
+    Finding,
+    FindingError,
+    FindingKey,
+    Resource,
+    Vulnerability,
+    epss_score,
+    parse_time,
+    unwrap_documents,
+)
 
 V2_EVENT = "Findings Imported V2"
 SEVERITY_BY_ID = {1: "INFORMATIONAL", 2: "LOW", 3: "MEDIUM", 4: "HIGH", 5: "CRITICAL", 6: "CRITICAL"}
@@ -194,6 +204,7 @@ def parse_ocsf(raw: Any) -> Finding:
         updated_at=_time(p, "modified_time") or _top_time(p),
         source_url=p.optional_str("finding_info", "src_url"),
         raw=raw,
+        vulnerabilities=_vulnerabilities(p),
     )
 
 
@@ -344,6 +355,26 @@ def _description(p: _Reader) -> str:
     if lines:
         text = "\n".join([text, "", "Vulnerabilities:", *lines]).strip()
     return text
+
+
+def _vulnerabilities(p: _Reader) -> tuple[Vulnerability, ...]:
+    """OCSF's equivalents of Inspector's ASFF fields, so `exploit_available`, `known_exploited` and `epss_min`
+    rules match both sources: is_exploit_available, exploit_last_seen_time(_dt), cve.epss.score."""
+    out = []
+    for i, vuln in enumerate(p.objects("vulnerabilities")):
+        found = vuln.get("cve")
+        cve: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+        epss = cve.get("epss")
+        exploit = vuln.get("is_exploit_available")
+        if exploit is not None and not isinstance(exploit, bool):
+            raise FindingError(p.finding_id, f"vulnerabilities[{i}].is_exploit_available must be true or false, "
+                                             f"got {exploit!r}")
+        out.append(Vulnerability(
+            id=str(cve.get("uid") or vuln.get("title") or ""), exploit_available=exploit,
+            known_exploited=bool(vuln.get("exploit_last_seen_time") or vuln.get("exploit_last_seen_time_dt")),
+            epss=epss_score(p.finding_id, f"vulnerabilities[{i}].cve.epss.score",
+                            epss.get("score") if isinstance(epss, Mapping) else None)))
+    return tuple(out)
 
 
 def _vulnerability_line(p: _Reader, i: int, vuln: Mapping[str, Any]) -> str:

@@ -11,13 +11,17 @@ import dataclasses
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-from . import render
+from . import render, sla
 from .finding import Finding
 from .ledger import CLOSED, CREATING, FAILED, OPEN, SUPERSEDED, Entry
 from .ocsf import DELETED, is_ocsf, link_status_v2, linked_issue_v2
 from .rulebook import Decision, Route, Rulebook, decide
+
+if TYPE_CHECKING:
+    from .group_plan import GroupPlanner
 
 MANAGED_LABEL = "sh2jira"  # on every issue sh2jira manages: lets JQL find them all
 DEFAULT_SUPPRESS = ("Won't Do", "Won't Fix", "Risk Accepted")  # resolutions that mean SUPPRESSED, not RESOLVED
@@ -42,6 +46,7 @@ class IssueDraft:
     assignee: str | None = None
     custom_fields: Mapping[str, Any] = field(default_factory=dict)
     properties: Mapping[str, Any] = field(default_factory=dict)  # issue entity properties, set at create
+    due_date: str = ""  # Jira duedate (YYYY-MM-DD) from the route's SLA; '' = none (sla.py)
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,7 @@ class Create:
     finding: Finding
     draft: IssueDraft
     entry: Entry  # the intent, written to the ledger before the POST
+    members: tuple[Entry, ...] = ()  # a group's create (groups.py): its members' intents, settled with it
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,20 @@ class Skip:
     reason: str
 
 
+@dataclass(frozen=True)
+class Wait:
+    """A finding the rulebook would ticket, but younger than its `min_age`: looked at again at `until` (the retry
+    queue re-reads it by id then), whether or not Security Hub changes it again. Not a skip, not an error."""
+
+    finding: Finding
+    until: datetime
+    rule: str | None
+
+    @property
+    def reason(self) -> str:
+        return f"waits for min_age until {sla.stamp(self.until)}"
+
+
 @dataclass
 class Plan:
     creates: list[Create] = field(default_factory=list)
@@ -97,6 +117,8 @@ class Plan:
     unchanged: int = 0
     entries: list[Entry] = field(default_factory=list)  # ledger-only writes (link-back flags, aliases)
     finding_writes: list[FindingWrite] = field(default_factory=list)  # Jira-side closures not yet on the finding
+    waits: list[Wait] = field(default_factory=list)  # too young to ticket (min_age): recorded, looked at later
+    touched: set[str] = field(default_factory=set)  # groups whose issue the cycle's end refreshes (groups.py)
 
     def extend(self, other: Plan) -> None:
         self.creates += other.creates
@@ -107,6 +129,8 @@ class Plan:
         self.unchanged += other.unchanged
         self.entries += other.entries
         self.finding_writes += other.finding_writes
+        self.waits += other.waits
+        self.touched |= other.touched
 
 
 def alias_of(finding: Finding) -> str:
@@ -153,7 +177,7 @@ def draft_issue(finding: Finding, route: Route, rulebook: Rulebook, *, with_desc
     return IssueDraft(
         project=route.project,
         issue_type=route.issue_type,
-        summary=render.summary(finding),
+        summary=route.summary or render.summary(finding),
         description=render.description(finding, console_url=render.console_url(finding)) if with_description else "",
         priority=route.priority,
         labels=owned_labels(finding, route),
@@ -161,6 +185,7 @@ def draft_issue(finding: Finding, route: Route, rulebook: Rulebook, *, with_desc
         assignee=route.assignee,
         custom_fields=dict(route.fields),
         properties={IDENTITY_PROPERTY: identity(finding)},
+        due_date=sla.due_date(finding, route.sla) if route.sla else "",
     )
 
 
@@ -180,7 +205,9 @@ def owned_labels(finding: Finding, route: Route) -> tuple[str, ...]:
 # Bump when render.description's layout changes, so that tracked issues get the new layout on their next read.
 DESCRIPTION_VERSION = 1
 # Not shown in the description (workflow, record state, source URL), or moving on every re-evaluation.
-_NOT_DESCRIBED = frozenset({"raw", "last_observed_at", "updated_at", "workflow_status", "record_state", "source_url"})
+# Vulnerabilities: only for rules (an OCSF finding's are in its description text already).
+_NOT_DESCRIBED = frozenset({"raw", "last_observed_at", "updated_at", "workflow_status", "record_state", "source_url",
+                            "vulnerabilities"})
 
 
 def _description_inputs(finding: Finding) -> dict[str, Any]:
@@ -203,12 +230,19 @@ def _description_inputs(finding: Finding) -> dict[str, Any]:
 def _field_hashes(finding: Finding, draft: IssueDraft) -> dict[str, str]:
     """Per-field hashes of what sh2jira owns. The description's is taken from its inputs, not its text: it costs
     no rendering, and LastObservedAt / UpdatedAt are left out, so a finding that was merely re-observed costs no
-    Jira call (its issue shows the new timestamps the next time something real changes)."""
+    Jira call (its issue shows the new timestamps the next time something real changes). Components, custom fields
+    and the assignee, templated or not, are set at create only and have no hash: people edit them in Jira, and
+    sh2jira does not fight them. The summary and the labels follow the finding (a templated one too)."""
     return {
         "summary": render.fingerprint({"v": draft.summary}),
         "description": render.fingerprint(_description_inputs(finding)),
         "priority": render.fingerprint({"v": draft.priority}),
     }
+
+
+def _dated(hashes: Mapping[str, str], due: str) -> dict[str, str]:
+    """The fingerprint's fields plus the due date sh2jira set on the issue (`due`), when it set one."""
+    return {**hashes, "due": due} if due else dict(hashes)
 
 
 def encode_fingerprint(hashes: Mapping[str, str]) -> str:
@@ -221,9 +255,14 @@ def decode_fingerprint(text: str) -> dict[str, str]:
 
 def plan_page(findings: list[Finding], rulebook: Rulebook, by_key: Mapping[str, Entry],
               by_alias: Mapping[str, Entry], *, link_back: str = "full",
-              suppress_resolutions: Iterable[str] = DEFAULT_SUPPRESS) -> Plan:
-    """Decide what to do with one page of findings, given their ledger entries (by key and by alias)."""
+              suppress_resolutions: Iterable[str] = DEFAULT_SUPPRESS, now: datetime | None = None) -> Plan:
+    """Decide what to do with one page of findings, given their ledger entries (by key and by alias).
+
+    `now` (injected: the planner reads no clock) decides `min_age`; None leaves min_age out (age not judged)."""
+    from .group_plan import GroupPlanner  # it builds on this module
+
     plan = Plan()
+    groups = GroupPlanner(rulebook, by_key, link_back)  # by_key also holds the page's group entries
     seen: set[str] = set()
     for finding in findings:
         key = finding.key.digest
@@ -234,12 +273,16 @@ def plan_page(findings: list[Finding], rulebook: Rulebook, by_key: Mapping[str, 
         entry = by_key.get(key)
         if entry is None and rulebook.control_findings == "by-control-and-resource":
             entry = _adopt_alias(finding, by_alias.get(alias_of(finding)), plan)
-        if entry is None or entry.state == FAILED:
-            _plan_untracked(finding, decision, rulebook, plan, entry)
+        if entry is not None and entry.group and entry.state in (OPEN, CLOSED) \
+                and groups.member(finding, decision, entry, plan):
+            continue  # a member: its changes go to its group, refreshed once per cycle
+        if entry is None or entry.state == FAILED or (entry.group and entry.state in (OPEN, CLOSED)):
+            _plan_untracked(finding, decision, rulebook, plan, entry, now, groups)
         elif entry.state in (OPEN, CLOSED):
             _plan_tracked(finding, decision, rulebook, entry, plan, link_back, frozenset(suppress_resolutions))
         else:  # CREATING: recovered before planning; SUPERSEDED: replaced by a newer finding
             plan.unchanged += 1
+    groups.finish(plan)
     return plan
 
 
@@ -255,7 +298,8 @@ def _adopt_alias(finding: Finding, old: Entry | None, plan: Plan) -> Entry | Non
 
 
 def _plan_untracked(finding: Finding, decision: Decision, rulebook: Rulebook, plan: Plan,
-                    failed: Entry | None = None) -> None:
+                    failed: Entry | None = None, now: datetime | None = None,
+                    groups: GroupPlanner | None = None) -> None:
     reason = untracked_reason(finding)
     if reason:
         plan.skips.append(Skip(finding, reason))
@@ -267,10 +311,18 @@ def _plan_untracked(finding: Finding, decision: Decision, rulebook: Rulebook, pl
     if decision.action == "skip" or decision.route is None:
         plan.skips.append(Skip(finding, f"rule {decision.rule or '(unmatched)'} says skip"))
         return
+    until = sla.waits_until(finding, decision.route.min_age, now) if now is not None else None
+    if until is not None:  # too young: no issue yet, and no Jira call; the retry queue brings it back at `until`
+        plan.waits.append(Wait(finding, until, decision.rule))
+        return
+    gid = groups.joins(finding, decision) if groups is not None else None
+    if groups is not None and gid is not None:  # its rule groups: it joins its group's issue (group_plan.py)
+        groups.join(finding, decision, gid, plan, failed)
+        return
     draft = draft_issue(finding, decision.route, rulebook)
     entry = Entry(key=finding.key.digest, product_arn=finding.key.product_arn, finding_id=finding.id,
                   state=CREATING, alias=alias_of(finding), project=draft.project,
-                  fingerprint=encode_fingerprint(_field_hashes(finding, draft)),
+                  fingerprint=encode_fingerprint(_dated(_field_hashes(finding, draft), draft.due_date)),
                   severity=finding.severity_label, priority=draft.priority, labels=draft.labels,
                   finding_updated_at=finding.updated_at, attempts=failed.attempts if failed else 0)
     plan.creates.append(Create(finding, draft, entry))
@@ -360,14 +412,20 @@ def _plan_tracked(finding: Finding, decision: Decision, rulebook: Rulebook, entr
     changed = {name: getattr(draft, name) for name in stale}
     if "priority" in changed:
         changed["priority"] = draft.priority
+    due = sla.kept_due(old.get("due", ""), draft.due_date)  # never later; earlier when the finding now warrants it
+    if due != old.get("due", ""):
+        changed["duedate"] = due
     labels_add = tuple(lb for lb in draft.labels if lb not in entry.labels)
     labels_remove = tuple(lb for lb in entry.labels if lb not in draft.labels)
     comment = None
     severity_known = bool(entry.severity) or not adopted
     if (severity_known and entry.severity != finding.severity_label) or entry.priority != draft.priority:
         comment = render.severity_comment(entry.severity, finding.severity_label, entry.priority, draft.priority)
+    if "duedate" in changed:
+        moved = render.due_comment(old.get("due", ""), due, entry.severity, finding.severity_label)
+        comment = f"{comment}\n\n{moved}" if comment else moved
     new_entry = _identified(entry, finding).with_(
-        fingerprint=encode_fingerprint(hashes), severity=finding.severity_label, priority=draft.priority,
+        fingerprint=encode_fingerprint(_dated(hashes, due)), severity=finding.severity_label, priority=draft.priority,
         labels=draft.labels, finding_updated_at=finding.updated_at, alias=alias_of(finding))
     named = linked_issue(finding)  # an adopted entry's link-back is checked once: it may name a duplicate
     relink = needs_link_back(finding, entry, link_back) or (
@@ -451,6 +509,6 @@ def plan_jira_changes(issues: Sequence[Mapping[str, Any]], by_issue: Mapping[str
     return writes
 
 
-__all__ = ["Create", "FindingWrite", "IssueDraft", "Plan", "Skip", "Transition", "Update", "alias_of", "came_back",
-           "closure_write", "draft_issue", "gone_reason", "identity", "linked_issue", "needs_link_back",
+__all__ = ["Create", "FindingWrite", "IssueDraft", "Plan", "Skip", "Transition", "Update", "Wait", "alias_of",
+           "came_back", "closure_write", "draft_issue", "gone_reason", "identity", "linked_issue", "needs_link_back",
            "plan_jira_changes", "plan_page", "untracked_reason", "CREATING"]

@@ -68,11 +68,23 @@ def render_linkbacks(pending: int, rate: float | None) -> str:
     return text
 
 
+def _stage(name: str, count: int, elapsed: float) -> str:
+    """`read 12,345 (410/s)`: a stage with its mean rate since the start (no ETA: GetFindings gives no total)."""
+    rate = count / elapsed if elapsed > 0 else 0.0
+    return f"{name} {count:,} ({rate:,.0f}/s)"
+
+
 def render(report: Counters, scope: str, elapsed: float, linkbacks: str = "") -> str:
-    """`us-east-1  read 12,345 (410/s)  created 300  updated 12  unchanged 9,000  skipped 33  0:30`."""
-    rate = report.read / elapsed if elapsed > 0 else 0.0
-    parts = [f"read {report.read:,} ({rate:,.0f}/s)", f"created {report.created:,}",
-             f"updated {report.updated:,}", f"unchanged {report.unchanged:,}", f"skipped {report.skipped:,}"]
+    """`us-east-1  read 12,345 (410/s)  planned 12,300 (405/s)  created 300 (10/s)  updated 12  unchanged 9,000
+    skipped 33  link-backs 1,800 pending (9.8/s, ETA 3:04)  0:30`: each stage of the pipeline (read → planned →
+    created → link-backs) with its rate, so a stage that holds the others up shows; an ETA only where a total is
+    known (the link-backs pending, at the rate they drain)."""
+    parts = [_stage("read", report.read, elapsed)]
+    planned = getattr(report, "planned", None)
+    if planned is not None:
+        parts.append(_stage("planned", planned, elapsed))
+    parts += [_stage("created", report.created, elapsed), f"updated {report.updated:,}",
+              f"unchanged {report.unchanged:,}", f"skipped {report.skipped:,}"]
     if report.invalid:
         parts.append(f"invalid {report.invalid:,}")
     if report.errors:

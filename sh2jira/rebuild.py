@@ -24,12 +24,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import render
+from .groups import GroupDoc, is_group_key
 from .ledger import CLOSED, CREATING, FAILED, OPEN, Entry
 from .plan import IDENTITY_PROPERTY, MANAGED_LABEL, encode_fingerprint
 
 # What a rebuild asks Jira for: nothing more than the ledger mirrors.
 REBUILD_FIELDS = ("labels", "status", "resolution", "created", "updated", "summary", "priority")
-_FINDING_LABEL = re.compile(r"^sh2jira-([0-9a-f]{20})$")
+_FINDING_LABEL = re.compile(r"^sh2jira-((?:grp-)?[0-9a-f]{20})$")  # a finding's digest, or a group's key
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,19 @@ def entry_from_issue(issue: TrackedIssue, known: Entry | None = None, *, now: fl
         fingerprint=_fingerprint(hashes, issue.resolution),
         severity="", priority=issue.priority, labels=issue.labels,
         finding_updated_at=base.finding_updated_at if base else "",
-        changed_at=time.time() if now is None else now)
+        changed_at=time.time() if now is None else now, members=_group_doc(issue, base))
+
+
+def _group_doc(issue: TrackedIssue, known: Entry | None) -> str:
+    """A group issue's entry keeps the member list the ledger knew; rebuilt from Jira alone it starts with the
+    group's identity (kind, values, title) and no members: they join again as their findings are read."""
+    if not is_group_key(issue.digest):
+        return ""
+    if known is not None and known.members:
+        return known.members
+    ident = issue.identity
+    values = tuple(v for v in str(ident.get("values", "")).split("\n") if v)
+    return GroupDoc(kind=ident.get("group", ""), values=values, title=ident.get("title", "")).encode()
 
 
 def _fingerprint(hashes: Mapping[str, str], resolution: str) -> str:

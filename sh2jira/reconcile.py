@@ -104,8 +104,8 @@ class Reconciler:
     def audit(self, snap: Snapshot | None = None) -> tuple[Audit, Snapshot]:
         snap = snap or self.read()
         result = audit(snap.findings.values(), snap.issues, snap.entries, self.syncer.rulebook,
-                       link_back=self.syncer.opt.link_back)
-        result.stuck = describe_stuck(self.syncer.ledger.stuck_items())
+                       link_back=self.syncer.opt.link_back, now=self.syncer.now())
+        result.stuck = describe_stuck(self.syncer.retry.stuck())
         return result, snap
 
     # -- converging -----------------------------------------------------------------------------------------

@@ -228,6 +228,15 @@ def description(finding: Finding, *, console_url: str, limit: int = DESCRIPTION_
     return _SEP.join([built[name] for name in order if built[name]] + [footer])
 
 
+def due_comment(old_due: str, new_due: str, old_label: str, new_label: str) -> str:
+    """The comment sh2jira adds when it moves an issue's due date earlier (it never moves one later, sla.py)."""
+    why = (f"the severity rose from {wiki.escape(old_label)} to {wiki.escape(new_label)}"
+           if old_label and old_label != new_label else "the finding now falls under a shorter SLA")
+    # The dates are sh2jira's own (YYYY-MM-DD), never text from a finding.
+    return (f"Due date moved earlier, from {old_due} to {new_due}: {why}. An SLA clock "
+            "does not restart, so sh2jira never moves a due date later. \u2014 sh2jira")
+
+
 def severity_comment(old_label: str, new_label: str, old_priority: str, new_priority: str) -> str:
     """The comment sh2jira adds when a finding's severity or the mapped priority changes (wiki markup)."""
     def value(text: str) -> str:

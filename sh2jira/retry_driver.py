@@ -10,6 +10,9 @@ shows up in this cycle's read.
 - remote_link: sent again (an upsert by global id, safe to repeat).
 - linkback: the link-back writer itself retries pending link-backs when their row is due; here only rows whose
   link-back is no longer pending are cleared.
+- min_age: a finding that was too young to ticket, now of age (by the cycle's `now`, the clock the planner
+  judged its age by): fetched by id and planned afresh. Still active → ticketed; archived, passed or resolved
+  meanwhile → skipped; no longer in Security Hub → dropped. Never an error: the row only says when to look.
 A row whose item succeeds, or turns out to be no longer needed, is removed; one that fails again gets its next
 back-off. Systemic failures (Jira refused the token, Jira unreachable) end the cycle as they would anywhere.
 """
@@ -22,9 +25,10 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
 from .failures import is_systemic, item_error
+from .groups import is_group_key
 from .ledger import CLOSED, CREATING, FAILED, OPEN, RetryItem
 from .ocsf import raw_key
-from .retry_queue import FINDING_KINDS, when
+from .retry_queue import FINDING_KINDS, MIN_AGE, when
 from .securityhub import SCOPE_UNAVAILABLE, ScopeUnavailable
 
 if TYPE_CHECKING:
@@ -39,17 +43,20 @@ def drive(syncer: Syncer, report: CycleReport) -> None:
         return
     queue = syncer.retry
     queue.begin()
-    due = queue.due()
+    clock, now = queue.clock(), syncer.now().timestamp()
+    due = [i for i in syncer.ledger.due_retries(max(clock, now))
+           if i.next_try <= (now if i.kind == MIN_AGE else clock)]
     if due:
         log.info("retrying %d item(s) from the retry queue", len(due))
     by_kind: dict[str, list[RetryItem]] = defaultdict(list)
     for item in due:
         by_kind["finding" if item.kind in FINDING_KINDS else item.kind].append(item)
+    _of_age(syncer, report, by_kind[MIN_AGE])
     _findings(syncer, report, by_kind["finding"])
     _finding_writes(syncer, by_kind["finding_write"])
     _remote_links(syncer, by_kind["remote_link"])
     _linkbacks(syncer, by_kind["linkback"])
-    waiting = [i for i in syncer.ledger.stuck_items() if i.item not in queue.failed_now]
+    waiting = [i for i in queue.stuck() if i.item not in queue.failed_now]
     if waiting:
         first = min(i.next_try for i in waiting)
         kinds = ", ".join(sorted({i.kind for i in waiting}))
@@ -66,7 +73,9 @@ def _findings(syncer: Syncer, report: CycleReport, items: list[RetryItem]) -> No
     done: list[str] = []
     for item in items:
         entry = entries.get(item.key)
-        if entry is None or (item.kind == "create" and entry.state not in (FAILED, CREATING)):
+        if entry is None or is_group_key(entry.key) \
+                or (item.kind == "create" and entry.state not in (FAILED, CREATING)):
+            # (a group's create is retried through its members, which are findings)
             done.append(item.item)  # created (or adopted) meanwhile, or forgotten: nothing left to retry
         elif entry.state == CREATING:
             continue  # outcome unknown: Syncer._recover looks for its label; never re-sent blindly
@@ -88,6 +97,32 @@ def _findings(syncer: Syncer, report: CycleReport, items: list[RetryItem]) -> No
         syncer._apply(syncer._plan(syncer._parse(raw, report)), region, report)
         # Retried rows that did not fail again are settled: done, or no longer wanted by the fresh plan.
         syncer.ledger.drop_retries(i.item for i in group if i.item not in queue.failed_now)
+
+
+def _of_age(syncer: Syncer, report: CycleReport, items: list[RetryItem]) -> None:
+    """Findings whose min_age has passed: read by id and planned as new (the plan may make them wait again)."""
+    if not items:
+        return
+    entries = syncer.ledger.get(i.key for i in items)
+    syncer.ledger.drop_retries(i.item for i in items if i.key in entries)  # ticketed meanwhile (a later read)
+    by_region: dict[str, list[RetryItem]] = defaultdict(list)
+    for item in items:
+        if item.key not in entries:
+            by_region[item.region or syncer.opt.regions[0]].append(item)
+    for region, group in by_region.items():
+        ids = [(i.finding_id, str(json.loads(i.payload or "{}").get("product_arn", ""))) for i in group]
+        try:
+            raw = syncer.hub.by_ids(region, ids)
+        except ScopeUnavailable:
+            continue  # the scope is reported with the cycle; the rows wait for it
+        present = {(k.id, k.product_arn) for f in raw if (k := raw_key(f)) is not None}
+        for item, ident in zip(group, ids, strict=True):
+            if ident not in present:
+                log.info("finding %s went away before its min_age: no issue", item.finding_id,
+                         extra={"finding_id": item.finding_id})
+        syncer.ledger.drop_retries(i.item for i in group)  # the fresh plan records a finding again if still young
+        log.info("%d finding(s) reached their min_age", len(present))
+        syncer._apply(syncer._planned(syncer._parse(raw, report), region, report), region, report)
 
 
 def _finding_writes(syncer: Syncer, items: list[RetryItem]) -> None:

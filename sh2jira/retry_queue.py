@@ -11,6 +11,12 @@ capped at `CAP` (6 h): a permanently broken item costs a few calls a day, not on
 a production team would rather see an item listed as stuck for days (metric `sh2jira_stuck_items{kind}`,
 `Ledger.stuck_items()`, exit code 3) than have it silently dropped.
 
+The same table holds findings that wait for their rulebook `min_age` (kind `min_age`, row `min_age:<key>`, due when
+the finding comes of age): the driver re-reads them by id then, like a retry, so they are ticketed even when
+Security Hub never changes them again (the cursor has moved past them), cost no Jira call while they wait, survive
+restarts with the ledger, and get no issue if they went away meanwhile. They are not failures: `stuck()` and
+`counts()` leave them out (no exit code 3, not in `sh2jira_stuck_items`); `waiting_for_age()` counts them.
+
 One row per finding for the finding-driven writes (create / update / comment / transition share the row
 `finding:<key>`, and the latest failure's kind names it), so a newer decision about a finding always replaces an
 older one and a stale write can never be replayed after a newer one.
@@ -33,8 +39,9 @@ log = logging.getLogger(__name__)
 BASE = 60.0  # seconds before the first retry
 CAP = 6 * 3600.0  # longest back-off
 KINDS = ("create", "update", "comment", "transition", "linkback", "finding_write", "remote_link")
+MIN_AGE = "min_age"  # a finding too young to ticket: not a failure (see the module docstring)
 FINDING_KINDS = frozenset({"create", "update", "comment", "transition"})  # retried by re-planning the finding
-_FAMILY = {"linkback": "linkback", "finding_write": "jira", "remote_link": "remote_link"}
+_FAMILY = {"linkback": "linkback", "finding_write": "jira", "remote_link": "remote_link", MIN_AGE: MIN_AGE}
 
 
 def backoff(attempts: int, base: float = BASE, cap: float = CAP) -> float:
@@ -92,6 +99,27 @@ class RetryQueue:
                     extra={"finding_id": item.finding_id, "issue_key": item.issue_key})
         return item
 
+    def wait_for_age(self, waits: Iterable[tuple[str, str, str, str, float]]) -> None:
+        """Record findings that wait for min_age: (key, finding id, product ARN, scope, when it comes of age as
+        epoch seconds). A finding already waiting keeps its row (only the due time is refreshed)."""
+        now = self.clock()
+        items = [RetryItem(item=item_id(MIN_AGE, key), kind=MIN_AGE, key=key, finding_id=finding_id, region=scope,
+                           attempts=0, last_error="", next_try=until, first_failed=now,
+                           payload=json.dumps({"product_arn": product_arn}))
+                 for key, finding_id, product_arn, scope, until in waits]
+        if items:
+            old = self.ledger.retries(i.item for i in items)
+            fresh = [i for i in items if (o := old.get(i.item)) is None or o.next_try != i.next_try]
+            self.ledger.put_retries(fresh)
+
+    def stuck(self) -> list[RetryItem]:
+        """Failed writes waiting for a retry (findings waiting for min_age are not failures)."""
+        return [i for i in self.ledger.stuck_items() if i.kind != MIN_AGE]
+
+    def waiting_for_age(self) -> list[RetryItem]:
+        """Findings waiting for their min_age, soonest first."""
+        return sorted((i for i in self.ledger.stuck_items() if i.kind == MIN_AGE), key=lambda i: i.next_try)
+
     def succeeded(self, kind: str, keys: Iterable[str]) -> None:
         """The write went through: its row (if any) is done."""
         self.ledger.drop_retries(item_id(kind, k) for k in keys)
@@ -107,7 +135,7 @@ class RetryQueue:
 
     def counts(self) -> dict[str, int]:
         """Stuck items by kind (every kind present, 0 included): the `sh2jira_stuck_items{kind}` gauge."""
-        found = Counter(i.kind for i in self.ledger.stuck_items())
+        found = Counter(i.kind for i in self.stuck())
         return {kind: found.get(kind, 0) for kind in (*KINDS, *sorted(set(found) - set(KINDS)))}
 
 

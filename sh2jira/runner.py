@@ -93,6 +93,7 @@ class CycleRun:
     def _stuck(self) -> None:
         try:
             self.metrics.set_stuck(self.syncer.retry.counts())
+            self.metrics.set_waiting(len(self.syncer.retry.waiting_for_age()))
         except Exception as exc:  # noqa: BLE001 - a metric must never end the process
             log.warning("could not count the retry queue: %s", type(exc).__name__)
 

@@ -20,6 +20,9 @@ from typing import Any, TextIO
 from .catchup import CatchUp
 from .failures import is_item_failure, item_error
 from .finding import Finding, FindingError
+from .group_sync import GroupSync
+from .groups import identity as group_identity
+from .groups import is_group_key
 from .jira_sink import JiraSink, NoTransition
 from .lease import Lease, LeaseHeld
 from .ledger import CREATING, FAILED, OPEN, Entry, Ledger
@@ -40,7 +43,7 @@ from .plan import (
     plan_jira_changes,
     plan_page,
 )
-from .prefetch import prefetch
+from .prefetch import Ended, Failed, merged
 from .retry import AmbiguousWrite
 from .retry_driver import drive as drive_retries
 from .retry_queue import RetryQueue
@@ -60,6 +63,7 @@ from .securityhub_v2 import is_v2_scope
 log = logging.getLogger(__name__)
 
 MAX_CREATE_ATTEMPTS = 5
+WORKFLOW_CHECK = "securityhub-check"  # ledger cursor: when a scope's console closures were last read
 
 
 @dataclass
@@ -77,11 +81,13 @@ class SyncOptions:
     from_jira: bool = True
     jira_overlap: timedelta = timedelta(minutes=10)
     recovery_grace: float = 120.0  # seconds: an unconfirmed create is searched for only once search can see it
+    securityhub_check: timedelta = timedelta(minutes=15)  # closure.securityhub_check_minutes (0: every cycle)
 
 
 @dataclass
 class CycleReport:
     read: int = 0
+    planned: int = 0  # findings of the pages read that were planned and written (progress line)
     invalid: int = 0
     created: int = 0
     updated: int = 0
@@ -92,6 +98,7 @@ class CycleReport:
     from_jira: int = 0
     transition_errors: int = 0
     skipped: int = 0
+    waiting: int = 0  # findings too young for their rule's min_age: recorded to be looked at again, not errors
     unchanged: int = 0
     create_errors: int = 0
     update_errors: int = 0
@@ -104,7 +111,7 @@ class CycleReport:
     def summary(self) -> str:
         parts = [f"{name}={getattr(self, name)}" for name in (
             "read", "created", "updated", "resolved", "reopened", "from_jira", "recovered", "adopted", "unchanged",
-            "skipped", "invalid", "create_errors", "update_errors", "transition_errors", "linkbacks",
+            "skipped", "waiting", "invalid", "create_errors", "update_errors", "transition_errors", "linkbacks",
             "linkback_failures")]
         return " ".join(parts)
 
@@ -137,6 +144,7 @@ class Syncer:
         self.catchup = CatchUp(sink, ledger, now=now, lag=timedelta(seconds=options.recovery_grace),
                                link_back=options.link_back != "off" and not options.dry_run)
         self.retry = RetryQueue(ledger, clock)  # failed writes wait here (retry_queue.py), never stall the cycle
+        self.groups = GroupSync(self)  # grouped findings: one issue per group (groups.py)
         self.linkback = LinkBackWriter(hub, ledger, "off" if options.dry_run else options.link_back,
                                        sink.browse_url, lambda e: e.region or options.regions[0], queue=self.retry)
 
@@ -164,22 +172,16 @@ class Syncer:
         try:
             report.adopted += self.catchup.start_cycle()  # a new or lost ledger is rebuilt from Jira first
             self._recover(report)
+            self.groups.begin()  # groups touched by a cycle that did not get to refresh them
             drive_retries(self, report)  # due items of the retry queue, whether or not their finding is read
-            for region in self.opt.regions:
-                if self.should_stop():
-                    break
-                try:
-                    self._sync_region(region, report)
-                    if not self.should_stop():
-                        self._sync_workflow_changes(region, report)
-                except ScopeUnavailable:  # reported below; the pages it wrote and its cursor stay
-                    continue
+            self._sync_scopes(report)  # a scope that fails is reported below; its pages written and cursor stay
             down = self.hub.unavailable
             if not self.should_stop() and set(self.opt.regions) <= set(down):
                 failure = NoScopeReadable([down[scope] for scope in self.opt.regions])
                 failure.report = self._note_scope_errors(report)
                 raise failure  # not one scope readable: the cycle could not run
             if not self.should_stop():
+                self.groups.flush(report)  # each group touched this cycle: its issue refreshed once
                 self._sync_jira(report)
             ran = True
         finally:
@@ -207,67 +209,128 @@ class Syncer:
                 report.errors.append(message)
         return report
 
-    def _sync_region(self, region: str, report: CycleReport) -> None:
-        cursor_name = f"findings:{region}"
+    # -- reading the scopes ----------------------------------------------------------------------------------
+    def _sync_scopes(self, report: CycleReport) -> None:
+        """Read every scope side by side, each by a thread of its own (prefetch.merged): each account+region has
+        its own GetFindings quota, so reading them one after another left all but one idle. Planning and writes
+        stay on this thread. CSPM scopes go first, then the V2 twins: a finding both carry is driven by the
+        source that first ticketed it (sources.py), so V2 pages are read only once the CSPM pages are written."""
+        cspm = [s for s in self.opt.regions if not is_v2_scope(s)]
+        v2 = [s for s in self.opt.regions if is_v2_scope(s)]
+        for wave in (cspm, v2):
+            if wave and not self.should_stop():
+                self._sync_wave(wave, report)
+
+    def _sync_wave(self, scopes: list[str], report: CycleReport) -> None:
+        """The merged pages of `scopes`. Each scope's cursor advances only after its own page is written, so a
+        kill re-reads rather than skips, scope by scope; a scope that fails (ScopeUnavailable) stops only its
+        reader. A graceful stop ends after the current page and shuts every reader down."""
         end = self.now()
-        stored = parse_iso(self.ledger.cursor(cursor_name) or "")
-        start = (stored - self.opt.overlap) if stored else end - self.opt.lookback
-        filters = changed_since_filters(coarse_filters(self.rulebook), start, end)
-        newest = stored
-        pages = prefetch(self.hub.pages(region, filters))  # the next page is read while this one is written
+        readers: dict[str, Iterator[tuple[str, list[dict[str, Any]]]]] = {}
+        newest: dict[str, datetime | None] = {}
+        checking: set[str] = set()
+        for scope in scopes:
+            stored = parse_iso(self.ledger.cursor(f"findings:{scope}") or "")
+            start = (stored - self.opt.overlap) if stored else end - self.opt.lookback
+            filters = changed_since_filters(coarse_filters(self.rulebook), start, end)
+            newest[scope] = stored
+            check = self._workflow_check_due(scope, end)
+            if check:
+                checking.add(scope)
+            readers[scope] = self._scope_pages(scope, filters, check)
+        pages = merged(readers)  # at most a page ahead per scope: memory stays a page or two per scope
         try:
-            self._sync_pages(pages, region, cursor_name, newest, end, report)
+            for scope, item in pages:
+                if isinstance(item, Failed):
+                    if isinstance(item.exc, ScopeUnavailable):
+                        continue  # reported with the cycle; the other scopes go on
+                    raise item.exc
+                if isinstance(item, Ended):
+                    if scope in checking and not self.opt.dry_run:  # read to the end: the next is due in N minutes
+                        self.ledger.set_cursor(f"{WORKFLOW_CHECK}:{scope}", iso(end))
+                    continue
+                kind, page = item
+                if kind == "changes":
+                    newest[scope] = self._sync_page(page, scope, newest[scope], end, report)
+                else:
+                    findings = self._parse(page, report)
+                    self._apply(self._plan(findings), scope, report)
+                    report.planned += len(findings)
+                if self.progress is not None:
+                    self.progress(report, scope)
+                if self.should_stop():  # graceful stop: this page is written, the next one waits for next time
+                    report.stopped = True
+                    return
         finally:
             pages.close()
 
-    def _sync_pages(self, pages: Iterator[list[dict[str, Any]]], region: str, cursor_name: str,
-                    newest: datetime | None, end: datetime, report: CycleReport) -> None:
-        for page in pages:
-            findings = self._parse(page, report)
-            self._apply(self._planned(findings, region, report), region, report)
-            for f in findings:
-                ts = parse_iso(f.updated_at)
-                if ts and (newest is None or ts > newest):
-                    newest = ts
-            if newest and not self.opt.dry_run:
-                self.ledger.set_cursor(cursor_name, iso(min(newest, end)))
-            if self.progress is not None:
-                self.progress(report, region)
-            if self.should_stop():  # graceful stop: this page is written, the next one waits for next time
-                report.stopped = True
-                return
+    def _scope_pages(self, scope: str, filters: dict[str, Any],
+                     check: bool) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+        """One scope's pages, as its reader thread fetches them: the changes, then (when due) the findings
+        someone resolved or suppressed in Security Hub."""
+        for page in self.hub.pages(scope, filters):
+            yield "changes", page
+        if check:
+            for page in self.hub.pages(scope, self._workflow_filters()):
+                yield "workflow", page
 
-    def _sync_workflow_changes(self, region: str, report: CycleReport) -> None:
-        """Findings someone resolved or suppressed in Security Hub. BatchUpdateFindings leaves UpdatedAt alone, so
-        the changes query cannot see them; the link-back's `sh2jira_status: open` marks the ones to look at. A V2
-        scope answers it by reading its open issues' findings by id (securityhub_v2.py), link-back or not."""
-        if self.opt.link_back == "off" and not is_v2_scope(region):
-            return
-        filters = {"UserDefinedFields": [{"Key": LINK_FIELD_STATUS, "Value": "open", "Comparison": "EQUALS"}],
-                   "WorkflowStatus": [{"Value": s, "Comparison": "EQUALS"} for s in ("RESOLVED", "SUPPRESSED")]}
-        for page in self.hub.pages(region, filters):
-            self._apply(self._plan(self._parse(page, report)), region, report)
+    def _sync_page(self, page: list[dict[str, Any]], scope: str, newest: datetime | None, end: datetime,
+                   report: CycleReport) -> datetime | None:
+        """Plan and write one page of changes, then move the scope's cursor to its newest UpdatedAt."""
+        findings = self._parse(page, report)
+        self._apply(self._planned(findings, scope, report), scope, report)
+        report.planned += len(findings)
+        for f in findings:
+            ts = parse_iso(f.updated_at)
+            if ts and (newest is None or ts > newest):
+                newest = ts
+        if newest and not self.opt.dry_run:
+            self.ledger.set_cursor(f"findings:{scope}", iso(min(newest, end)))
+        return newest
+
+    def _workflow_check_due(self, scope: str, now: datetime) -> bool:
+        """Whether to look for findings someone resolved or suppressed in Security Hub this cycle.
+
+        BatchUpdateFindings leaves UpdatedAt alone, so the changes query cannot see them; the link-back's
+        `sh2jira_status: open` marks the ones to look at (a V2 scope reads its open issues' findings by id,
+        securityhub_v2.py, link-back or not). That costs a GetFindings per scope, so an idle cycle would cost two:
+        it runs at most every `closure.securityhub_check_minutes` (0: every cycle), the last time kept in the
+        ledger (cursor `securityhub-check:<scope>`) so a restart or a cron run honours it. The cost: a finding
+        resolved in the console is seen within that many minutes (plus a cycle) instead of one cycle."""
+        if self.opt.link_back == "off" and not is_v2_scope(scope):
+            return False
+        if self.opt.securityhub_check <= timedelta(0):
+            return True
+        last = parse_iso(self.ledger.cursor(f"{WORKFLOW_CHECK}:{scope}") or "")
+        return last is None or now < last or now - last >= self.opt.securityhub_check
+
+    @staticmethod
+    def _workflow_filters() -> dict[str, Any]:
+        return {"UserDefinedFields": [{"Key": LINK_FIELD_STATUS, "Value": "open", "Comparison": "EQUALS"}],
+                "WorkflowStatus": [{"Value": s, "Comparison": "EQUALS"} for s in ("RESOLVED", "SUPPRESSED")]}
 
     def _sync_jira(self, report: CycleReport) -> None:
-        """Issues a person resolved or reopened in Jira since the cursor → their findings' workflow."""
+        """Issues a person resolved or reopened in Jira since the cursor → their findings' workflow.
+
+        One search: `labels = sh2jira AND ((statusCategory = Done AND updated >= -Nm) OR status CHANGED AFTER
+        -Nm)`. Only the status category matters to the finding (plan_jira_changes): a resolve leaves the issue
+        done and updated within the window, a reopen is a status change out of done within the window. Issues
+        that are open and merely edited (a backfill's new issues, comments, sh2jira's own updates) are left
+        out, so the cycle after a backfill of 100k reads a page or two, not every issue just created. Both
+        flavours answer CHANGED on status from the issue's change history.
+
+        The dates are relative because JQL reads absolute dates in the user's own time zone, which sh2jira
+        cannot know. N counts from the last successful search less `closure.jira_overlap` by this host's clock
+        and is rounded up: the overlap covers clock skew between this host and Jira and the search index's lag,
+        so a change is seen at least once (seeing it twice is harmless: the ledger already holds the state)."""
         if not self.opt.from_jira or self.opt.dry_run:
             return
         now = self.now()
         stored = parse_iso(self.ledger.cursor("jira:updated") or "")
         start = stored - self.opt.jira_overlap if stored else now - self.opt.lookback
         minutes = max(1, math.ceil((now - start).total_seconds() / 60))
-        # A relative date: JQL reads absolute dates in the user's own time zone, which sh2jira cannot know.
-        jql = f"labels = {MANAGED_LABEL} AND updated >= -{minutes}m"
-        # An issue created since the last search (by this cycle or the one before) matters here only once it is
-        # done: it cannot have been seen done, so it cannot have been reopened either. Leaving the others out keeps
-        # the search after a backfill from paging through every issue just created. The minutes are rounded down,
-        # less one for clock skew between this host and Jira: the clause may leave out only issues created after
-        # the last search, never one that search could have seen done (a reopen must not wait a cycle).
-        elapsed = (now - (stored or self._cycle_started)).total_seconds()
-        fresh = math.floor(elapsed / 60) - 1
-        if fresh >= 1:
-            jql += f" AND (statusCategory = Done OR created < -{fresh}m)"
-        jql += " ORDER BY updated ASC"
+        jql = (f"labels = {MANAGED_LABEL} AND ((statusCategory = Done AND updated >= -{minutes}m) "
+               f"OR status CHANGED AFTER -{minutes}m) ORDER BY updated ASC")
         batch: list[dict[str, Any]] = []
         failures = 0
         fields = ("status", "resolution", "updated", "labels", "created", "summary", "priority")
@@ -286,7 +349,8 @@ class Syncer:
             return 0
         report.adopted += self.catchup.adopt_found(issues)  # sh2jira issues the ledger did not know (free)
         by_issue = self.ledger.by_issue(str(i.get("key")) for i in issues)
-        return self._write_findings(plan_jira_changes(issues, by_issue, set(self.opt.suppress_resolutions)), report)
+        writes = plan_jira_changes(issues, by_issue, set(self.opt.suppress_resolutions))
+        return self._write_findings(self.groups.expand(writes), report)  # a group issue's → its members'
 
     def _write_findings(self, writes: list[FindingWrite], report: CycleReport) -> int:
         """Write Jira-side closures and reopens to their findings, 100 per call where the values are shared;
@@ -349,10 +413,10 @@ class Syncer:
         return findings
 
     def _plan(self, findings: list[Finding]) -> Plan:
-        by_key = self.ledger.get(f.key.digest for f in findings)
+        by_key = self.groups.with_groups(findings, self.ledger.get(f.key.digest for f in findings))
         by_alias = self.ledger.by_alias(alias_of(f) for f in findings)
         return plan_page(findings, self.rulebook, by_key, by_alias, link_back=self.opt.link_back,
-                         suppress_resolutions=self.opt.suppress_resolutions)
+                         suppress_resolutions=self.opt.suppress_resolutions, now=self.now())
 
     def _planned(self, findings: list[Finding], scope: str, report: CycleReport) -> Plan:
         """The plan for a page, after the ledger was brought up to date with what Jira already holds for the
@@ -368,12 +432,14 @@ class Syncer:
     @staticmethod
     def _with_scope(create: Create, scope: str) -> IssueDraft:
         """The draft with the scope its finding is read from in the identity property (a rebuild needs it)."""
-        props = {**create.draft.properties, IDENTITY_PROPERTY: identity(create.finding, scope)}
+        ident = group_identity(create.entry, scope) if create.members else identity(create.finding, scope)
+        props = {**create.draft.properties, IDENTITY_PROPERTY: ident}
         return dataclasses.replace(create.draft, properties=props)
 
     # -- writing a plan --------------------------------------------------------------------------------------
     def _apply(self, plan: Plan, region: str, report: CycleReport) -> None:
         report.skipped += len(plan.skips)
+        report.waiting += len(plan.waits)
         report.unchanged += plan.unchanged
         if self.opt.dry_run:
             self._print_plan(plan)
@@ -384,6 +450,8 @@ class Syncer:
             return
         for skip in plan.skips:
             log.debug("skip %s: %s", skip.finding.id, skip.reason, extra={"finding_id": skip.finding.id})
+        if plan.waits:
+            self._wait_for_age(plan, region)
         self.ledger.put(e if e.region else e.with_(region=region, changed_at=e.changed_at) for e in plan.entries)
         if plan.finding_writes:
             self._write_findings(plan.finding_writes, report)
@@ -396,8 +464,18 @@ class Syncer:
             self._transition(t, self.opt.resolve_transitions, self.opt.resolution, report)
         for t in plan.reopens:
             self._transition(t, self.opt.reopen_transitions, None, report)
+        self.groups.touch(plan.touched)
         if any(e.linkback_pending for e in plan.entries) or plan.updates or plan.resolves or plan.reopens:
             self.linkback.kick()
+
+    def _wait_for_age(self, plan: Plan, region: str) -> None:
+        """Findings too young for their min_age wait in the ledger (retry_queue, kind min_age) until they come of
+        age; the retry driver reads them again then, even if Security Hub never changes them again."""
+        self.retry.wait_for_age((w.finding.key.digest, w.finding.id, w.finding.key.product_arn, region,
+                                 w.until.timestamp()) for w in plan.waits)
+        first = min(plan.waits, key=lambda w: w.until)
+        log.info("%d finding(s) wait for their min_age (the first, %s, %s)", len(plan.waits), first.finding.id,
+                 first.reason, extra={"finding_id": first.finding.id})
 
     def _held_back(self, plan: Plan) -> Plan:
         """The plan without the writes of findings whose earlier failure is still backing off (retry_queue):
@@ -488,40 +566,24 @@ class Syncer:
                      extra={"issue_key": key, "finding_id": t.finding.id})
 
     def _create(self, plan: Plan, region: str, report: CycleReport) -> None:
+        """Intents first (durable before Jira hears of them), then the bulk creates, chunks side by side
+        (jira.max_concurrency). Each chunk's outcome is judged on its own: created, refused (FAILED, retried),
+        or unknown (left CREATING, checked by label after the grace); the page's results are all in the ledger
+        before the caller advances the cursor. A failure that is not the chunk's own (Jira unreachable, token
+        refused) is raised once the other chunks' results are recorded."""
         if self.lease is not None and self.lease.lost.is_set():
             raise LeaseHeld("another instance (this one lost its lease)")
         intents = [c.entry.with_(region=region, changed_at=self.clock()) for c in plan.creates]
-        self.ledger.put(intents)  # the intent is durable before Jira hears of it
-        try:
-            results = self.sink.create_many([self._with_scope(c, region) for c in plan.creates])
-        except AmbiguousWrite as exc:
-            # Jira may or may not have created them: never re-send blindly. The intents stay; the next cycle
-            # looks for their labels (after the search-lag grace period) and adopts or creates.
-            report.create_errors += len(intents)
-            report.errors.append(f"bulk create of {len(intents)} issue(s): outcome unknown ({exc}); "
-                                 "they will be checked by label before any retry")
-            log.warning("%s", report.errors[-1])
-            after_grace = self.clock() + self.opt.recovery_grace
-            for i in intents:  # listed as stuck until _recover has adopted or re-created them
-                self.retry.failed("create", i, f"outcome unknown ({exc}); checked by label after the grace period",
-                                  first_try_at=after_grace)
-            return
-        except Exception as exc:
-            if not is_item_failure(exc):
-                raise  # unreachable / token refused: the intents stay CREATING and are checked by label later
-            # A definite refusal of the whole batch (429 after our retries, 403, 5xx on a retried read...):
-            # nothing was created.
-            self.ledger.put(i.with_(state=FAILED, attempts=i.attempts + 1) for i in intents)
-            report.create_errors += len(intents)
-            message = item_error(exc, f"bulk create of {len(intents)} issue(s) refused")
-            report.errors.append(message)
-            log.error("%s", message)
-            for i in intents:
-                self.retry.failed("create", i, message)
-            return
+        members = [m.with_(region=region, changed_at=self.clock()) for c in plan.creates for m in c.members]
+        self.ledger.put(intents + members)  # the intent is durable before Jira hears of it (a group's: its members)
+        results = self.sink.create_many([self._with_scope(c, region) for c in plan.creates])
+        chunk_failures: dict[int, tuple[BaseException, list[Entry]]] = {}
         done: list[Entry] = []
         for result, create, intent in zip(results, plan.creates, intents, strict=True):
             fid = create.finding.id
+            if result.failure is not None:
+                chunk_failures.setdefault(id(result.failure), (result.failure, []))[1].append(intent)
+                continue
             if result.error:
                 report.create_errors += 1
                 msg = f"finding {fid}: Jira rejected the issue: {result.error}"
@@ -530,16 +592,52 @@ class Syncer:
                 self.retry.failed("create", intent, msg)
                 continue
             done.append(intent.with_(state=OPEN, issue_key=result.key, issue_id=result.id,
-                                     linkback_pending=self.opt.link_back != "off"))
+                                     linkback_pending=self.opt.link_back != "off" and not create.members))
             log.info("created %s for finding %s", result.key, fid, extra={"finding_id": fid, "issue_key": result.key})
             report.created += 1
         self.ledger.put(done)
+        fatal = self._chunk_failures(list(chunk_failures.values()), report)
+        self.groups.created(members)  # a group's members follow its create: its issue, or refused with it
         self.retry.succeeded("create", [e.key for e in done if e.state == OPEN])
         self.linkback.kick()
+        if fatal is not None:
+            raise fatal
         if self.opt.remote_links:
-            for create, entry in zip(plan.creates, done, strict=True):
-                if entry.state == OPEN:
-                    self._remote_link(entry, create.finding, report)
+            opened = {e.key: e for e in done if e.state == OPEN}
+            for create in plan.creates:
+                if create.entry.key in opened and not create.members:
+                    self._remote_link(opened[create.entry.key], create.finding, report)
+
+    def _chunk_failures(self, failures: list[tuple[BaseException, list[Entry]]],
+                        report: CycleReport) -> BaseException | None:
+        """Record the chunks whose bulk create failed as a whole; returns a failure that is not the chunk's own
+        (its intents stay CREATING and are checked by label later), for the caller to raise."""
+        fatal: BaseException | None = None
+        for exc, intents in failures:
+            if not isinstance(exc, AmbiguousWrite) and not is_item_failure(exc):
+                fatal = fatal or exc  # unreachable / token refused: the intents stay CREATING
+                continue
+            report.create_errors += len(intents)
+            if isinstance(exc, AmbiguousWrite):
+                # Jira may or may not have created them: never re-send blindly. The intents stay; the next cycle
+                # looks for their labels (after the search-lag grace period) and adopts or creates.
+                report.errors.append(f"bulk create of {len(intents)} issue(s): outcome unknown ({exc}); "
+                                     "they will be checked by label before any retry")
+                log.warning("%s", report.errors[-1])
+                after_grace = self.clock() + self.opt.recovery_grace
+                for i in intents:  # listed as stuck until _recover has adopted or re-created them
+                    self.retry.failed("create", i, f"outcome unknown ({exc}); checked by label after the grace "
+                                      "period", first_try_at=after_grace)
+            else:
+                # A definite refusal of the chunk (429 after our retries, 403, 5xx on a retried read...): nothing
+                # of it was created.
+                self.ledger.put(i.with_(state=FAILED, attempts=i.attempts + 1) for i in intents)
+                message = item_error(exc, f"bulk create of {len(intents)} issue(s) refused")
+                report.errors.append(message)
+                log.error("%s", message)
+                for i in intents:
+                    self.retry.failed("create", i, message)
+        return fatal
 
     def _remote_link(self, entry: Entry, finding: Finding, report: CycleReport) -> None:
         link = self.sink.remote_link_of(finding)
@@ -558,22 +656,28 @@ class Syncer:
         if self.opt.dry_run:
             return
         now = self.clock()
-        stuck = [e for e in self.ledger.in_state(CREATING) if now - e.changed_at >= self.opt.recovery_grace]
+        stuck = [e for e in self.ledger.in_state(CREATING)
+                 if now - e.changed_at >= self.opt.recovery_grace and not e.group]  # members: groups.settle
         retry = [e.with_(attempts=e.attempts + 1, changed_at=e.changed_at)
-                 for e in self.ledger.in_state(FAILED) if e.attempts < MAX_CREATE_ATTEMPTS]
+                 for e in self.ledger.in_state(FAILED) if e.attempts < MAX_CREATE_ATTEMPTS
+                 and not is_group_key(e.key)]  # a group is created again when a member is planned again
         self.ledger.put(retry)  # counted up front: a finding that is now skipped is not fetched forever
-        if not stuck and not retry:
+        if not stuck and not retry and not self.groups.waiting():
             return
         found = self.sink.find_by_labels([f"sh2jira-{e.key}" for e in stuck]) if stuck else {}
         adopted, again = [], list(retry)
         for e in stuck:
             issue = found.get(f"sh2jira-{e.key}")
-            if issue is None:
+            if issue is None and is_group_key(e.key):
+                adopted.append(e.with_(state=FAILED))  # lost: its members are planned again (groups.settle)
+            elif issue is None:
                 again.append(e)
             else:
                 adopted.append(e.with_(state=OPEN, issue_key=issue["key"], issue_id=str(issue["id"]),
-                                       linkback_pending=self.opt.link_back != "off"))
+                                       linkback_pending=self.opt.link_back != "off" and not is_group_key(e.key)))
         self.ledger.put(adopted)
+        again += self.groups.settle()  # members take their group's issue, or are planned again with it
+        adopted = [e for e in adopted if e.state == OPEN]
         report.recovered += len(adopted)
         by_region: dict[str, list[Entry]] = {}
         for e in again:
@@ -606,6 +710,8 @@ class Syncer:
             print(f"REOPEN {t.issue_key}  (finding {t.finding.id})", file=self.out)
         for s in plan.skips:
             print(f"SKIP   {s.finding.id}: {s.reason}", file=self.out)
+        for w in plan.waits:
+            print(f"WAIT   {w.finding.id}: {w.reason}", file=self.out)
 
 
 __all__ = ["Syncer", "SyncOptions", "CycleReport", "OPEN"]

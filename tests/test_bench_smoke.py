@@ -8,20 +8,13 @@ from __future__ import annotations
 import random
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-import boto3
 import pytest
 
 from bench import perf, perf_whatif
 from bench.findings import REGIONS, generate
-from bench.perf_sandbox import IndexedSecurityHubApp
 from sh2jira import wiki
 from sh2jira.finding import Finding
-from sh2jira.sandbox import launch
-from sh2jira.sandbox.securityhub import SecurityHubApp
-from sh2jira.sandbox.server import serve
-from sh2jira.securityhub import changed_since_filters
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -65,62 +58,6 @@ def test_a_small_backfill_tickets_every_finding_once(flavour: str, link_back: st
         assert all(1 <= pages <= 2 for pages in idle["get_findings_per_region"].values())
         assert idle["jira"]["writes"] == 0
     assert result["idle"]["jira"]["searches"] == 1
-
-
-def _page_ids(client: Any, filters: dict[str, Any], size: int, between: Any = None) -> list[Any]:
-    """Every page of a query as (ids, has-next), calling `between(page_number)` after each page."""
-    out, token, number = [], None, 0
-    while True:
-        kwargs: dict[str, Any] = {"Filters": filters, "MaxResults": size,
-                                  "SortCriteria": [{"Field": "UpdatedAt", "SortOrder": "asc"}]}
-        if token:
-            kwargs["NextToken"] = token
-        reply = client.get_findings(**kwargs)
-        out.append(([f["Id"] for f in reply["Findings"]], [f.get("Workflow") for f in reply["Findings"]],
-                     "NextToken" in reply))
-        token = reply.get("NextToken")
-        number += 1
-        if between is not None:
-            between(number)
-        if not token:
-            return out
-
-
-def _session(app: SecurityHubApp, docs: list[dict[str, Any]]) -> list[Any]:
-    """A read-and-write session over HTTP: paging interleaved with link-backs and with severity changes (a field
-    the query filters on), then other queries; every page's ids, workflows and whether a next page exists."""
-    app.load(docs)
-    rng = random.Random(5)
-    mine = [d for d in docs if d["Region"] == "eu-west-1"]
-    with serve(app) as server:
-        client = boto3.client("securityhub", endpoint_url=server.url, region_name="eu-west-1",
-                              aws_access_key_id=launch.ACCESS_KEY, aws_secret_access_key=launch.SECRET_KEY)
-
-        def write(page: int) -> None:
-            ids = [{"Id": d["Id"], "ProductArn": d["ProductArn"]} for d in rng.sample(mine, 12)]
-            client.batch_update_findings(FindingIdentifiers=ids[:8], Workflow={"Status": "NOTIFIED"},
-                                         UserDefinedFields={"sh2jira_status": "open"})
-            client.batch_update_findings(FindingIdentifiers=ids[8:], Severity={"Label": "INFORMATIONAL"})
-            if page == 2:
-                client.batch_update_findings(FindingIdentifiers=ids[:3], Workflow={"Status": "RESOLVED"})
-
-        severity = {"SeverityLabel": [{"Value": v, "Comparison": "EQUALS"} for v in ("HIGH", "MEDIUM", "LOW")]}
-        changed = changed_since_filters(severity, NOW - timedelta(days=30), NOW)
-        workflow = {"UserDefinedFields": [{"Key": "sh2jira_status", "Value": "open", "Comparison": "EQUALS"}],
-                    "WorkflowStatus": [{"Value": "RESOLVED", "Comparison": "EQUALS"}]}
-        return [_page_ids(client, changed, 23, write), _page_ids(client, changed, 40),
-                _page_ids(client, workflow, 5), _page_ids(client, {}, 100)]
-
-
-def test_the_indexed_stand_in_answers_page_for_page_as_the_stock_one() -> None:
-    docs = list(generate(450, now=NOW, seed=3))
-    kwargs: dict[str, Any] = {"default_account": launch.ADMIN_ACCOUNT, "now": lambda: NOW,
-                              "administrators": {launch.ADMIN_ACCOUNT: ["*"]}}
-    indexed = IndexedSecurityHubApp(**kwargs)
-    stock, fast = _session(SecurityHubApp(**kwargs), docs), _session(indexed, docs)
-    assert fast == stock
-    assert sum(len(ids) for ids, _, _ in stock[0]) > 100
-    assert indexed.rebuilds < sum(len(pages) for pages in stock)  # it did answer from its cached order
 
 
 def test_whatif_wiki_escapes_exactly_as_sh2jira_does(monkeypatch: pytest.MonkeyPatch) -> None:

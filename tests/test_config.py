@@ -197,7 +197,8 @@ def test_errors_in_a_rulebook_file_name_that_file(tmp_path: Path, monkeypatch: p
         "c.yaml:5: jira.timeout_seconds: must be > 0, got -1",
         "rules.yaml:5: rulebook.rules[0].match.severity[1]: 'SEVERE' is not one of CRITICAL, HIGH, MEDIUM, "
         "LOW, INFORMATIONAL",
-        "rules.yaml:8: rulebook.rules[1].when: unknown key (allowed here: action, match, name, route)",
+        "rules.yaml:8: rulebook.rules[1].when: unknown key (allowed here: action, group_by, match, min_age, name, "
+        "route, sla)",
     ]
 
 

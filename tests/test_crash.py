@@ -7,15 +7,18 @@ written. The assertions hold for any kill point, so the timing of a kill cannot 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from bench.crashcheck import verify
-from bench.crashlib import JIRA_BULK, KINDS, SH_LINK, Harness, Kill, plan_kills
+from bench.crashcheck import own_label, verify
+from bench.crashlib import GROUPED_RULES, JIRA_BULK, KINDS, SH_LINK, Harness, Kill, plan_kills
 from bench.tripwire import Trigger
+from sh2jira.finding import Finding
+from sh2jira.groups import group_of
 
 
 @pytest.fixture
@@ -23,8 +26,8 @@ def make(tmp_path: Path) -> Iterator[Callable[..., Harness]]:
     """Harnesses (stand-ins + config) in tmp_path, stopped after the test."""
     made: list[Harness] = []
 
-    def factory(flavour: str = "cloud", grace: int = 1, index_lag: float = 0.0) -> Harness:
-        h = Harness(tmp_path / f"h{len(made)}", flavour=flavour, grace=grace, index_lag=index_lag)
+    def factory(flavour: str = "cloud", grace: int = 1, index_lag: float = 0.0, **kw: Any) -> Harness:
+        h = Harness(tmp_path / f"h{len(made)}", flavour=flavour, grace=grace, index_lag=index_lag, **kw)
         made.append(h)
         return h
 
@@ -101,6 +104,31 @@ def test_random_kills_and_lost_ledgers_leave_no_duplicate(make: Callable[..., Ha
     verdict = verify(h)
     assert verdict.ok, verdict.examples
     assert verdict.issues == verdict.ticketable > 100
+
+
+def group_label(doc: Mapping[str, Any]) -> str:
+    """The label of the issue that carries a finding under GROUPED_RULES: its control group's, else its own."""
+    gid = group_of(Finding.parse(doc), ("control",))
+    return gid.label if gid is not None else own_label(doc)
+
+
+@pytest.mark.parametrize("flavour", ["cloud", "datacenter"])
+def test_grouped_random_kills_and_a_lost_ledger_leave_no_duplicate_no_missing(make: Callable[..., Harness],
+                                                                              flavour: str) -> None:
+    """Grouping under kill -9: 6 seeded kills over a 120-finding sync (control findings grouped per control and
+    account), the ledger deleted after one of them. Every group has exactly one issue, every member's link-back
+    names it, every other finding has its own issue, and the ledger agrees."""
+    h = make(flavour=flavour, extra_rules=GROUPED_RULES)
+    h.load(120, seed=31)
+    landed = h.crash(6, seed=31, wipes=1)
+    completion = h.complete()
+    assert len(landed) == 6 and completion[-1].returncode == 0
+    verdict = verify(h, group_label)
+    assert verdict.ok, verdict.examples
+    ticketable = [g for g in h.generated if g.ticketable]
+    members = sum(1 for g in ticketable if group_label(g.doc).startswith("sh2jira-grp-"))
+    groups = verdict.issues - (len(ticketable) - members)
+    assert verdict.issues == verdict.ticketable and 0 < groups < members  # grouped: fewer issues than members
 
 
 def test_control_a_grace_shorter_than_search_lag_makes_duplicates(make: Callable[..., Harness]) -> None:

@@ -55,11 +55,11 @@ def test_on_a_terminal_one_line_is_redrawn_in_place() -> None:
     assert progress.enabled
     for page in range(1, 4):
         clock.t += 1.0
-        progress(report(read=100 * page, created=10 * page, skipped=page), "111111111111/us-east-1")
+        progress(report(read=100 * page, created=10 * page, skipped=page, planned=90 * page), "111111111111/us-east-1")
     raw = stream.getvalue()
     assert "\n" not in raw and raw.count("\r") == 3  # three draws, all on the same row
-    assert screen(raw) == ["111111111111/us-east-1  read 300 (100/s)  created 30  updated 0  unchanged 0  "
-                           "skipped 3  0:03"]
+    assert screen(raw) == ["111111111111/us-east-1  read 300 (100/s)  planned 270 (90/s)  created 30 (10/s)  "
+                           "updated 0  unchanged 0  skipped 3  0:03"]
     progress.finish()
     assert stream.getvalue().endswith("\n") and stream.flushes >= 4
 
@@ -69,7 +69,8 @@ def test_a_shorter_line_leaves_no_tail_of_the_longer_one() -> None:
     progress = Progress(stream, tick_seconds=0, clock=clock, width=200, min_interval=0)
     progress(report(read=123_456, created=99_999, invalid=5, errors=["x", "y"]), "eu-west-1")
     progress(report(read=1), "a")
-    assert screen(stream.getvalue()) == ["a  read 1 (0/s)  created 0  updated 0  unchanged 0  skipped 0  0:00"]
+    assert screen(stream.getvalue()) == ["a  read 1 (0/s)  planned 0 (0/s)  created 0 (0/s)  updated 0  unchanged 0  "
+                                         "skipped 0  0:00"]
 
 
 def test_not_a_terminal_writes_nothing() -> None:
@@ -96,7 +97,7 @@ def test_redraws_are_rate_limited_but_the_final_counts_are_always_shown() -> Non
     assert stream.getvalue().count("\r") == 2
     progress.finish(report(read=1000, created=7))
     rows = screen(stream.getvalue())
-    assert rows[0].startswith("read 1,000 (1,000/s)  created 7") and rows[1:] == [""]
+    assert rows[0].startswith("read 1,000 (1,000/s)  planned 0 (0/s)  created 7 (7/s)") and rows[1:] == [""]
 
 
 def test_the_line_is_cut_to_the_terminal_width_so_it_never_wraps() -> None:
@@ -215,3 +216,18 @@ def test_the_ticker_thread_redraws_until_finish_and_a_failing_count_never_breaks
     progress.finish(report(read=1))
     assert progress._ticker is None
     assert "pending" in stream.getvalue()
+
+
+def test_each_stage_has_its_rate_and_the_link_backs_an_eta_on_one_line() -> None:
+    """read → planned → created → link-backs pending: a rate each, an ETA where a total is known (the link-backs:
+    pending ÷ the rate they drain at); a report without a `planned` counter still renders."""
+    line = render(report(read=1000, planned=900, created=450), "us-east-1", 10,
+                  render_linkbacks(300, 10.0))
+    assert line == ("us-east-1  read 1,000 (100/s)  planned 900 (90/s)  created 450 (45/s)  updated 0  unchanged 0  "
+                    "skipped 0  link-backs 300 pending (10.0/s, ETA 0:30)  0:10")
+    assert "\n" not in line
+
+    class Bare:
+        read, created, updated, unchanged, skipped, invalid, errors = 5, 1, 0, 0, 0, 0, ()
+
+    assert render(Bare(), "", 1).startswith("read 5 (5/s)  created 1 (1/s)")  # type: ignore[arg-type]

@@ -27,7 +27,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ..lease import LeaseHeld
-from ..ledger import Entry, RetryItem
+from ..ledger import Entry, RetryItem, one_per_issue
 from .dynamo_codec import CURSOR, ENTRY, LEASE_PK, RETRY, entry_item, entry_of, retry_item, retry_of
 from .dynamo_schema import TTL_ATTRIBUTE
 
@@ -141,7 +141,7 @@ class DynamoLedger:
     def by_issue(self, issue_keys: Iterable[str]) -> dict[str, Entry]:
         wanted = list(dict.fromkeys(k for k in issue_keys if k))
         entries = self._entries(self._lookup("by_issue", "issue_key", wanted), absent_is_known=False)
-        return {e.issue_key: e for e in entries.values() if e.issue_key in wanted}
+        return one_per_issue(e for e in entries.values() if e.issue_key in wanted)
 
     def in_state(self, state: str) -> list[Entry]:
         keys = self._query_keys("by_state", "#s = :s", {":s": {"S": state}}, {"#s": "state"})

@@ -20,6 +20,7 @@ from ..ledger import Entry, Ledger, RetryItem
 from .dynamo_codec import CURSOR, ENTRY, RETRY, entry_of, retry_of
 from .dynamodb import DynamoLedger
 from .sqlite import SqliteLedger
+from .sqlite_layout import read_entries
 
 FORMAT, VERSION = "sh2jira-ledger", 1
 _ENTRY_FIELDS = {f.name for f in fields(Entry)}
@@ -51,10 +52,7 @@ def _read_sqlite(path: str) -> Dump:
     try:
         dump = Dump()
         db.execute("BEGIN")  # one snapshot for all three tables
-        for d in _rows(db, "SELECT * FROM entries ORDER BY key", _ENTRY_FIELDS):
-            d["labels"] = tuple(json.loads(d["labels"]))
-            d["linkback_pending"] = bool(d["linkback_pending"])
-            dump.entries.append(Entry(**d))
+        dump.entries.extend(read_entries(db))  # either layout (sqlite_layout.py)
         dump.cursors = {d["name"]: d["value"] for d in _rows(db, "SELECT name, value FROM cursors", {"name", "value"})}
         dump.retries = [RetryItem(**d) for d in _rows(db, "SELECT * FROM retries ORDER BY item", _RETRY_FIELDS)]
         return dump

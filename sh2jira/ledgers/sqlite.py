@@ -3,42 +3,19 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, fields
+from dataclasses import fields
 from pathlib import Path
 
-from ..ledger import Entry, RetryItem
+from ..ledger import Entry, RetryItem, one_per_issue
+from . import sqlite_layout as layout
 
-_COLUMNS = [f.name for f in fields(Entry)]
+_COLUMNS = layout.ENTRY_COLUMNS
+_SQL_COLUMNS = layout.SQL_COLUMNS
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS entries (
-    key TEXT PRIMARY KEY,
-    product_arn TEXT NOT NULL,
-    finding_id TEXT NOT NULL,
-    state TEXT NOT NULL,
-    alias TEXT NOT NULL DEFAULT '',
-    region TEXT NOT NULL DEFAULT '',
-    issue_key TEXT NOT NULL DEFAULT '',
-    issue_id TEXT NOT NULL DEFAULT '',
-    project TEXT NOT NULL DEFAULT '',
-    fingerprint TEXT NOT NULL DEFAULT '',
-    severity TEXT NOT NULL DEFAULT '',
-    priority TEXT NOT NULL DEFAULT '',
-    labels TEXT NOT NULL DEFAULT '[]',
-    finding_updated_at TEXT NOT NULL DEFAULT '',
-    linkback_pending INTEGER NOT NULL DEFAULT 0,
-    linkback_issue TEXT NOT NULL DEFAULT '',
-    attempts INTEGER NOT NULL DEFAULT 0,
-    changed_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS entries_alias ON entries(alias) WHERE alias != '';
-CREATE INDEX IF NOT EXISTS entries_issue ON entries(issue_key) WHERE issue_key != '';
-CREATE INDEX IF NOT EXISTS entries_state ON entries(state);
-CREATE INDEX IF NOT EXISTS entries_linkback ON entries(linkback_pending) WHERE linkback_pending = 1;
 CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS retries (
@@ -70,8 +47,41 @@ class SqliteLedger:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._shared: sqlite3.Connection | None = None
+        self._strings = layout.Strings()
         with self._lock:
-            self._conn().executescript(_SCHEMA)
+            db = self._conn()
+            db.executescript(_SCHEMA)
+            db.execute("BEGIN IMMEDIATE")
+            try:  # entries in the current layout; older files upgraded, new Entry fields added (sqlite_layout.py)
+                upgraded = layout.prepare(db)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            if upgraded:
+                db.execute("VACUUM")  # the layout-1 pages are free now: give them back
+            self._strings.load(db)
+
+    @classmethod
+    def snapshot(cls, path: str | Path) -> SqliteLedger:
+        """An in-memory copy of the ledger file, read through a read-only connection: not one byte of the file
+        changes (not even its header's change counter) and a running sync is never held up. What `sh2jira
+        preview` plans on; its writes, if any, stay in the copy."""
+        ledger = cls(":memory:")
+        source = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        try:
+            with ledger._lock:
+                source.backup(ledger._conn())
+        finally:
+            source.close()
+        with ledger._lock:  # the copy in the current layout (an older file is upgraded in memory only)
+            db = ledger._conn()
+            db.execute("BEGIN IMMEDIATE")
+            layout.prepare(db)
+            db.execute("COMMIT")
+            ledger._strings = layout.Strings()
+            ledger._strings.load(db)
+        return ledger
 
     def _conn(self) -> sqlite3.Connection:
         if self.path == ":memory:":  # one connection for an in-memory db, serialised by a lock
@@ -106,8 +116,8 @@ class SqliteLedger:
             for i in range(0, len(items), _CHUNK):
                 chunk = items[i : i + _CHUNK]
                 marks = ",".join("?" * len(chunk))
-                rows = db.execute(f"SELECT {','.join(_COLUMNS)} FROM entries WHERE {where} IN ({marks})", chunk)
-                out.extend(_entry(row) for row in rows)
+                rows = db.execute(f"SELECT {_SQL_COLUMNS} FROM entries WHERE {where} IN ({marks})", chunk)
+                out.extend(layout.decode(row, self._strings, db) for row in rows.fetchall())
         return out
 
     def get(self, keys: Iterable[str]) -> dict[str, Entry]:
@@ -122,31 +132,42 @@ class SqliteLedger:
         return found
 
     def by_issue(self, issue_keys: Iterable[str]) -> dict[str, Entry]:
-        return {e.issue_key: e for e in self._select("issue_key", issue_keys)}
+        return one_per_issue(self._select("issue_key", issue_keys))
 
     def put(self, entries: Iterable[Entry]) -> None:
-        rows = [_row(e) for e in entries]
-        if not rows:
+        entries = list(entries)
+        if not entries:
             return
+        texts = [str(getattr(e, n)) for e in entries for n in layout.INTERNED]
+        if self._strings.missing(texts):  # committed on their own: a rolled-back put must not leave ids unknown
+            with self._tx() as db:
+                self._strings.intern(db, texts)
+        rows = [layout.encode(e, self._strings) for e in entries]
         marks = ",".join("?" * len(_COLUMNS))
         with self._tx() as db:
-            db.executemany(f"INSERT OR REPLACE INTO entries ({','.join(_COLUMNS)}) VALUES ({marks})", rows)
+            db.executemany(f"INSERT OR REPLACE INTO entries ({_SQL_COLUMNS}) VALUES ({marks})", rows)
 
     def in_state(self, state: str) -> list[Entry]:
-        return self._select("state", [state])
+        if state not in layout.INDEXED_STATES:  # open / closed: most of the table, read rarely (a scan)
+            return self._select("state", [state])
+        with self._lock:  # the literal lets SQLite use the partial index of the states read every cycle
+            db = self._conn()
+            rows = db.execute(f"SELECT {_SQL_COLUMNS} FROM entries WHERE state = '{state}'").fetchall()
+            return [layout.decode(r, self._strings, db) for r in rows]
 
     def pending_linkbacks(self, after: str = "", limit: int = 1000) -> list[Entry]:
         """Pending link-backs in key order, starting after `after` (so one pass visits each once)."""
         with self._lock:
-            rows = self._conn().execute(
-                f"SELECT {','.join(_COLUMNS)} FROM entries WHERE linkback_pending = 1 AND key > ? "
-                "ORDER BY key LIMIT ?", (after, limit))
-            return [_entry(r) for r in rows]
+            db = self._conn()
+            rows = db.execute(
+                f"SELECT {_SQL_COLUMNS} FROM entries WHERE linkback_pending = 1 AND key > ? "
+                "ORDER BY key LIMIT ?", (after, limit)).fetchall()
+            return [layout.decode(r, self._strings, db) for r in rows]
 
     def linkback_done(self, done: Iterable[tuple[str, str, str]]) -> None:
         """Mark (key, issue_key, state) written — only where the entry still names that issue in that state, so a
         concurrent change made by the main loop (a new issue, a closure) keeps its own pending write."""
-        rows = [(issue, key, issue, state) for key, issue, state in done]
+        rows = [("=" if issue else "", key, issue, state) for key, issue, state in done]  # "=": its issue_key
         with self._tx() as db:
             db.executemany("UPDATE entries SET linkback_pending = 0, linkback_issue = ?, attempts = 0 "
                            "WHERE key = ? AND issue_key = ? AND state = ?", rows)
@@ -251,16 +272,3 @@ class SqliteLedger:
             self._shared.close()
             self._shared = None
 
-
-def _row(e: Entry) -> tuple[object, ...]:
-    d = asdict(e)
-    d["labels"] = json.dumps(list(e.labels))
-    d["linkback_pending"] = int(e.linkback_pending)
-    return tuple(d[c] for c in _COLUMNS)
-
-
-def _entry(row: tuple[object, ...]) -> Entry:
-    d = dict(zip(_COLUMNS, row, strict=True))
-    d["labels"] = tuple(json.loads(str(d["labels"])))
-    d["linkback_pending"] = bool(d["linkback_pending"])
-    return Entry(**d)  # type: ignore[arg-type]

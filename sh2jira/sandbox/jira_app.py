@@ -92,7 +92,17 @@ class JiraApp:
     def _api(self, request: Request, environ: dict[str, Any]) -> Response:
         method, path = request.method, request.path
         route, params, path_known = self._route(method, path)
-        self.realism.count(f"{method} {route.template if route else path}")
+        name = f"{method} {route.template if route else path}"
+        self.realism.count(name)
+        self.realism.enter(name)
+        try:
+            return self._answer(request, environ, route, params, path_known)
+        finally:
+            self.realism.leave(name)
+
+    def _answer(self, request: Request, environ: dict[str, Any], route: Route | None, params: dict[str, str],
+                path_known: bool) -> Response:
+        method, path = request.method, request.path
         self.realism.delay()
         fault = self.realism.take_fault(method, path, after_write=False)
         if fault is not None:
@@ -216,9 +226,15 @@ class JiraApp:
         with self.realism.lock:
             return dict(self.realism.calls)
 
+    def peak_in_flight(self) -> dict[str, int]:
+        """The most requests of each route answered at once (latency included) since the last reset_calls."""
+        with self.realism.lock:
+            return dict(self.realism.peak_in_flight)
+
     def reset_calls(self) -> None:
         with self.realism.lock:
             self.realism.calls.clear()
+            self.realism.peak_in_flight.clear()
 
     def total_calls(self, prefix: str = "") -> int:
         return sum(n for route, n in self.calls.items() if route.split(" ", 1)[1].startswith(prefix or "/rest/"))

@@ -26,7 +26,9 @@ def dump_issue(store: JiraStore, issue_id: str) -> dict[str, Any]:
         for name in ("created", "updated", "resolutiondate"):
             view[name] = view[name].isoformat() if view[name] else None
         view["components"] = view.pop("component")
+        view.pop("history", None)  # the search's form of the changelog below
         view["custom"] = dict(issue.custom)
+        view["duedate"] = issue.duedate
         view["comments"] = [
             {"id": c.id, "author": c.author, "body": c.body, "created": c.created.isoformat()} for c in issue.comments
         ]

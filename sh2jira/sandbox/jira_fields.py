@@ -6,7 +6,9 @@ caller sees every problem of a payload in one 400 {"errorMessages": [], "errors"
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from . import jira_adf
@@ -27,8 +29,10 @@ NO_ISSUE_TYPE = "Specify an issue type"
 BAD_ISSUE_TYPE = "The issue type selected is invalid."
 SUBTASK_NEEDS_PARENT = "Issue type is a sub-task but parent issue key or id not specified."
 UNSUPPORTED_OP = "The operation '{}' is not supported for the field '{}'."
+BAD_DATE = "Error parsing date string: {}"
 
 TEXT_LIMIT = 32_767
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 SYSTEM_CREATE = (
     "project",
     "issuetype",
@@ -38,8 +42,9 @@ SYSTEM_CREATE = (
     "priority",
     "assignee",
     "components",
+    "duedate",
 )
-SYSTEM_EDIT = ("summary", "description", "labels", "priority", "assignee", "components")
+SYSTEM_EDIT = ("summary", "description", "labels", "priority", "assignee", "components", "duedate")
 
 
 class _Bad:
@@ -60,6 +65,7 @@ class NewIssue:
     labels: list[str] = field(default_factory=list)
     components: list[str] = field(default_factory=list)
     assignee: str | None = None
+    duedate: str | None = None
     custom: dict[str, Any] = field(default_factory=dict)
 
 
@@ -108,6 +114,9 @@ class FieldRules:
         if "components" in fields:
             comps = self.components(fields["components"], project, errors)
             new.components = comps if isinstance(comps, list) else []
+        if fields.get("duedate") is not None:
+            due = self.duedate(fields["duedate"], errors)
+            new.duedate = due if isinstance(due, str) else None
         for fid in project.custom_fields:
             if fields.get(fid) is not None:
                 value = self.custom(self.catalog.custom_fields[fid], fields[fid], errors)
@@ -179,6 +188,8 @@ class FieldRules:
             result = self.assignee(value, errors)
         elif name == "components":
             result = [] if value is None else self.components(value, project, errors)
+        elif name == "duedate":
+            result = None if value is None else self.duedate(value, errors)
         else:
             cf = self.catalog.custom_fields[name]
             result = None if value is None else self.custom(cf, value, errors)
@@ -246,6 +257,16 @@ class FieldRules:
             errors[name] = TOO_LONG.format(TEXT_LIMIT)
         else:
             return value, None
+        return BAD
+
+    def duedate(self, value: Any, errors: dict[str, str]) -> str | _Bad:
+        """A date field: Jira takes `YYYY-MM-DD` (no time) and says it cannot parse anything else."""
+        if isinstance(value, str) and _DATE.match(value):
+            try:
+                return date.fromisoformat(value).isoformat()
+            except ValueError:
+                pass
+        errors["duedate"] = BAD_DATE.format(value)
         return BAD
 
     def labels(self, value: Any, errors: dict[str, str], name: str = "labels") -> list[str] | _Bad:

@@ -45,7 +45,23 @@ def jql_view(catalog: Catalog, flavour: str, issue: Issue) -> dict[str, Any]:
         "updated": issue.updated,
         "resolutiondate": issue.resolutiondate,
         "component": [names[c] for c in issue.components if c in names],
+        "history": status_history(catalog, flavour, issue),
     }
+
+
+HISTORY_FIELDS = frozenset({"status", "resolution", "priority"})  # what CHANGED answers (jql_history.py)
+
+
+def status_history(catalog: Catalog, flavour: str, issue: Issue) -> tuple[Any, ...]:
+    """The changes CHANGED searches, as (field, from, to, when, by) with values lower-cased: one record per
+    changed field of each changelog entry, as Jira's change-history index has them."""
+    return tuple((item.field, _lower(item.from_string), _lower(item.to_string), h.created,
+                  _lower(user_ref(catalog, flavour, h.author)))
+                 for h in issue.histories for item in h.items if item.field in HISTORY_FIELDS)
+
+
+def _lower(value: str | None) -> str | None:
+    return value.lower() if value is not None else None
 
 
 def known_values(catalog: Catalog, flavour: str, issues: Iterable[Issue]) -> dict[str, set[str]]:

@@ -254,6 +254,8 @@ class Render:
                 for c in project.components
                 if c.id in issue.components
             ]
+        if name == "duedate":
+            return issue.duedate
         if name == "comment":
             return {**self.comments(issue), "self": self.url(f"issue/{issue.id}/comment")}
         return issue.custom.get(name)

@@ -39,6 +39,7 @@ SYSTEM_FIELDS: dict[str, tuple[str, dict[str, Any] | None, list[str]]] = {
         {"type": "array", "items": "component", "system": "components"},
         ["component"],
     ),
+    "duedate": ("Due date", {"type": "date", "system": "duedate"}, ["due", "duedate"]),
     "comment": ("Comment", {"type": "comments-page", "system": "comment"}, ["comment"]),
     "statuscategorychangedate": (
         "Status Category Changed",

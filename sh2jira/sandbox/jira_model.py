@@ -130,6 +130,7 @@ class Issue:
     assignee: str | None = None
     resolution: str | None = None  # id
     resolutiondate: datetime | None = None
+    duedate: str | None = None  # YYYY-MM-DD, a date without time (as Jira keeps it)
     custom: dict[str, Any] = field(default_factory=dict)
     comments: list[Comment] = field(default_factory=list)
     properties: dict[str, Any] = field(default_factory=dict)

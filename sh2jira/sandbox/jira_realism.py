@@ -72,6 +72,8 @@ class Realism:
     lag: float = 0.0
     latency: float = 0.0
     calls: Counter[str] = field(default_factory=Counter)
+    in_flight: Counter[str] = field(default_factory=Counter)  # requests being answered now, per route
+    peak_in_flight: Counter[str] = field(default_factory=Counter)  # the most answered at once, per route
     faults: list[Fault] = field(default_factory=list)
     bucket: TokenBucket | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -81,12 +83,23 @@ class Realism:
             self.lag = 0.0
             self.latency = 0.0
             self.calls.clear()
+            self.peak_in_flight.clear()
             self.faults.clear()
             self.bucket = None
 
     def count(self, route: str) -> None:
         with self.lock:
             self.calls[route] += 1
+
+    def enter(self, route: str) -> None:
+        """A request starts (its latency included): counts toward the route's requests in flight."""
+        with self.lock:
+            self.in_flight[route] += 1
+            self.peak_in_flight[route] = max(self.peak_in_flight[route], self.in_flight[route])
+
+    def leave(self, route: str) -> None:
+        with self.lock:
+            self.in_flight[route] -= 1
 
     def delay(self) -> None:
         if self.latency > 0:

@@ -205,6 +205,7 @@ class JiraStore:
             labels=new.labels,
             components=new.components,
             assignee=new.assignee,
+            duedate=new.duedate,
             custom=new.custom,
         )
         for prop in properties if isinstance(properties, list) else []:

@@ -53,12 +53,25 @@ Operand = Literal | Empty | Function | ValueList
 
 
 @dataclass(frozen=True)
+class HistoryPredicate:
+    """One predicate of a history clause (CHANGED, WAS): ``after``, ``before``, ``on``, ``during``, ``from``,
+    ``to`` or ``by``, lower case, with its operand."""
+
+    keyword: str
+    operand: Operand
+
+    def display(self) -> str:
+        return f"{self.keyword} {self.operand.display()}"
+
+
+@dataclass(frozen=True)
 class Terminal:
     """``field operator operand``; ``field`` is spelled as written (Jira echoes it in messages)."""
 
     field: str
     operator: str
     operand: Operand | None
+    predicates: tuple[HistoryPredicate, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from sh2jira.sandbox.jql_fields import (
     split_key,
     values_of,
 )
+from sh2jira.sandbox.jql_history import ChangedCondition, HistoryCompiler
 from sh2jira.sandbox.jql_text import TextQuery, compile_text
 
 Doc = Mapping[str, Any]
@@ -158,12 +159,16 @@ class Compiler:
             return lambda doc: any(part(doc) for part in parts)
         return lambda doc: all(part(doc) for part in parts)
 
-    def _condition(self, clause: Terminal) -> Condition | None:
+    def _condition(self, clause: Terminal) -> Condition | ChangedCondition | None:
         name, operator, operand = clause.field, clause.operator, clause.operand
         spec = lookup(name)
         if spec is None:
             self.messages.append(f"Field '{name}' does not exist or you do not have permission to view it.")
             return None
+        if operator == "changed" and "changed" in spec.operators:
+            history = HistoryCompiler(self.now, self.messages,
+                                      lambda literal: self.references.append(Reference(spec.id, name, literal)))
+            return history.compile(spec.id, clause.predicates)
         items = list(_flatten(operand)) if operand is not None else []
         calls = self._call_functions(items)
         if calls is None or (operand is not None and not self._usage_ok(name, operator, operand)):

@@ -20,6 +20,7 @@ _EQ = frozenset({"=", "!=", "in", "not in"})
 _EQ_EMPTY = _EQ | {"is", "is not"}
 _RELATIONAL = frozenset({"<", ">", "<=", ">="})
 _TEXT = frozenset({"~", "!~", "is", "is not"})
+_HISTORY = frozenset({"changed"})  # CHANGED from the status history (jql_history.py); WAS is not implemented
 
 #: Jira's default priorities, highest first (sites may rename them; relational search and sorting use this).
 PRIORITY_ORDER = ("Highest", "High", "Medium", "Low", "Lowest")
@@ -51,10 +52,11 @@ def _specs() -> dict[str, FieldSpec]:
         (("key", "issuekey", "issue", "id"), FieldSpec("key", "issue", _EQ | _RELATIONAL)),
         (("labels",), FieldSpec("labels", "multi", _EQ_EMPTY, "labels")),
         (("component",), FieldSpec("component", "multi", _EQ_EMPTY, "component")),
-        (("status",), FieldSpec("status", "status", _EQ_EMPTY, "status")),
+        (("status",), FieldSpec("status", "status", _EQ_EMPTY | _HISTORY, "status")),
         (("statuscategory",), FieldSpec("statusCategory", "category", _EQ, "statusCategory", None)),
-        (("resolution",), FieldSpec("resolution", "resolution", _EQ_EMPTY | _RELATIONAL, "resolution")),
-        (("priority",), FieldSpec("priority", "priority", _EQ_EMPTY | _RELATIONAL, "priority", "desc")),
+        (("resolution",), FieldSpec("resolution", "resolution", _EQ_EMPTY | _RELATIONAL | _HISTORY, "resolution")),
+        (("priority",), FieldSpec("priority", "priority", _EQ_EMPTY | _RELATIONAL | _HISTORY, "priority",
+                                  "desc")),
         (("issuetype", "type"), FieldSpec("issuetype", "name", _EQ_EMPTY, "issuetype")),
         (("assignee",), FieldSpec("assignee", "name", _EQ_EMPTY, "assignee")),
         (("reporter",), FieldSpec("reporter", "name", _EQ_EMPTY, "reporter")),

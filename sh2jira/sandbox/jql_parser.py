@@ -12,6 +12,7 @@ from sh2jira.sandbox.jql_ast import (
     Clause,
     Empty,
     Function,
+    HistoryPredicate,
     Literal,
     Not,
     Operand,
@@ -146,16 +147,16 @@ class _Parser:
                     f"prefix the {operand.display()} value with a suitable predicate.")
         elif operator != "changed":
             raise _bad_operand(self.peek())
-        predicates = []
+        predicates: list[HistoryPredicate] = []
         while self.peek().kind in _PREDICATES:
             keyword = self.take().text.lower()
             if self.peek().kind not in _OPERAND_START:
                 raise _bad_operand(self.peek())
-            predicates.append(f"{keyword} {self.operand(level=0).display()}")
+            predicates.append(HistoryPredicate(keyword, self.operand(level=0)))
         if predicates and operator not in _HISTORY:
             raise syntax_error(f"The {_ENUM_NAMES[operator]} operator does not support the use of the "
-                               f"{' '.join(predicates)} predicate.")
-        return Terminal(field, operator, operand)
+                               f"{' '.join(p.display() for p in predicates)} predicate.")
+        return Terminal(field, operator, operand, tuple(predicates))
 
     def field(self) -> str:
         token = self.peek()

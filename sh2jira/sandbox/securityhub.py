@@ -3,6 +3,10 @@
 Implemented operations: BatchImportFindings, GetFindings, BatchUpdateFindings and the finding aggregator
 operations (Create/Get/List/Update/DeleteFindingAggregator); every other operation of the model answers 501.
 Findings are stored per account and region (region from the SigV4 scope, account from the access key).
+GetFindings answers from a cached order per query and BatchUpdateFindings looks identifiers up by key
+(sh_index.py), so 100,000+ findings page quickly; `indexed=False` filters and sorts everything for every page (the
+reference the cache is checked against). `keep_events=False` counts the "Findings - Imported" events instead of
+keeping a copy of the finding per write (a large bench reads none of them).
 Test controls live both on the app object (`reset`, `findings`, `state`, `calls`, `set_throttling`,
 `inject_fault`, `inject_unprocessed`, `set_hub_enabled`, `load`, `tamper`, `events`) and as JSON under
 `/_sandbox/`. Security Hub is enabled everywhere unless `set_hub_enabled(False, account, region)` says
@@ -32,6 +36,7 @@ from sh2jira.sandbox import sh_model
 from sh2jira.sandbox.sh_control import THROTTLE_CODE, CallStats, Faults, Throttle
 from sh2jira.sandbox.sh_errors import ServiceError, invalid_input
 from sh2jira.sandbox.sh_filters import DEFAULT_SORT, compile_filters, resolve_sort_field, sort_values
+from sh2jira.sandbox.sh_index import QueryIndex, reads_of
 from sh2jira.sandbox.sh_paging import decode_token, encode_token, page, query_digest
 from sh2jira.sandbox.sh_scope import Accounts, Aggregation, Caller, identify, region_scope
 from sh2jira.sandbox.sh_store import Key, StoredFinding, apply_update, import_finding
@@ -53,7 +58,7 @@ class SecurityHubApp:
                  administrators: Mapping[str, Iterable[str]] | None = None,
                  aggregation: Aggregation | None = None, throttling: bool = False,
                  quotas: Mapping[str, tuple[float, float]] | None = None, throttle_code: str = THROTTLE_CODE,
-                 default_region: str = "us-east-1") -> None:
+                 default_region: str = "us-east-1", indexed: bool = True, keep_events: bool = True) -> None:
         self._now = now or (lambda: datetime.now(UTC))
         self._access_keys = dict(access_keys) if access_keys is not None else None
         self._default_account = default_account
@@ -65,6 +70,10 @@ class SecurityHubApp:
         self._stores: dict[tuple[str, str], dict[Key, StoredFinding]] = {}
         self.calls = CallStats()
         self.events: list[dict[str, Any]] = []
+        self.events_emitted = 0
+        self.keep_events = keep_events
+        self.indexed = indexed
+        self.index = QueryIndex()  # GetFindings' cached query orders (sh_index.py)
         self._faults = Faults()
         self._disabled: set[tuple[str, str]] = set()  # (account or "*", region or "*"): Security Hub not enabled
         self._throttle = Throttle(clock, quotas, enabled=throttling, code=throttle_code)
@@ -85,6 +94,7 @@ class SecurityHubApp:
         with self._lock:
             self._stores.clear()
             self.events.clear()
+            self.index.clear()
             self.v2.reset()
             self._aggregation = self._initial_aggregation
             self._disabled.clear()
@@ -155,6 +165,7 @@ class SecurityHubApp:
                        if sf.doc["Id"] == finding_id and product_arn in (None, sf.doc["ProductArn"])]
             if not matches:
                 raise KeyError(f"no stored finding with Id {finding_id!r}")
+            self.index.clear()
             for sf in matches:
                 mutate(sf.doc)
             return len(matches)
@@ -166,6 +177,7 @@ class SecurityHubApp:
     def set_aggregation(self, aggregation: Aggregation | None) -> None:
         with self._lock:
             self._aggregation = aggregation
+            self.index.clear()
 
     # ---- WSGI --------------------------------------------------------------------------------------------
 
@@ -225,6 +237,7 @@ class SecurityHubApp:
         result: dict[str, Any] = {"FailedCount": 0, "SuccessCount": 0, "FailedFindings": []}
         now = format_timestamp(self._now())
         with self._lock:
+            self.index.clear()
             for raw in findings:
                 owner = account or (raw.get("AwsAccountId") if isinstance(raw, dict) else None) or ""
                 store = self._stores.get((str(owner), region), {})
@@ -249,6 +262,9 @@ class SecurityHubApp:
 
     def _emit(self, stored: StoredFinding) -> None:
         """Record the "Security Hub Findings - Imported" event the real service sends to EventBridge."""
+        self.events_emitted += 1
+        if not self.keep_events:
+            return
         self.events.append({
             "version": "0", "id": str(uuid.uuid4()), "detail-type": "Security Hub Findings - Imported",
             "source": "aws.securityhub", "account": stored.account, "time": format_timestamp(self._now()),
@@ -256,11 +272,14 @@ class SecurityHubApp:
             "detail": {"findings": [copy.deepcopy(stored.doc)]},
         })
 
-    def _reachable(self, caller: Caller) -> list[StoredFinding]:
+    def _reachable_stores(self, caller: Caller) -> list[dict[Key, StoredFinding]]:
+        """The account+region stores the caller can read, in a fixed order (a finding is keyed once per store)."""
         visible = self._accounts.visible_to(caller.account)
         in_scope = region_scope(self._aggregation, caller.region)
-        return [sf for (acct, reg), store in self._stores.items() if visible(acct) and in_scope(reg)
-                for sf in store.values()]
+        return [store for (acct, reg), store in self._stores.items() if visible(acct) and in_scope(reg)]
+
+    def _reachable(self, caller: Caller) -> list[StoredFinding]:
+        return [sf for store in self._reachable_stores(caller) for sf in store.values()]
 
     def _batch_import(self, caller: Caller, params: dict[str, Any]) -> dict[str, Any]:
         self._validated("BatchImportFindings", params, frozenset({"Findings"}))
@@ -279,9 +298,18 @@ class SecurityHubApp:
         def key(sf: StoredFinding) -> list[Any]:
             return sort_values(sf.doc, fields) + [sf.doc["ProductArn"], sf.doc["Id"], sf.account, sf.region]
 
+        limit = params.get("MaxResults", 100)
+        filters = params.get("Filters") or {}
+        # A relative date (DateRange) moves with the clock: such a query is never cached (sh_index.py).
+        cached = self.indexed and "DateRange" not in json.dumps(filters)
         with self._lock:
-            matching = [sf for sf in self._reachable(caller) if predicate(sf.doc)]
-            chunk, next_after = page(matching, key, descending, after, params.get("MaxResults", 100))
+            if cached:
+                reads = reads_of(filters, [path for path, _ in fields])
+                chunk, next_after = self.index.page(digest, reads, lambda: self._reachable(caller), predicate, key,
+                                                    descending, after, limit)
+            else:
+                matching = [sf for sf in self._reachable(caller) if predicate(sf.doc)]
+                chunk, next_after = page(matching, key, descending, after, limit)
             out: dict[str, Any] = {"Findings": [copy.deepcopy(sf.doc) for sf in chunk]}
         if next_after is not None:
             out["NextToken"] = encode_token(digest, next_after)
@@ -310,12 +338,14 @@ class SecurityHubApp:
             unprocessed.append({"FindingIdentifier": ident, "ErrorCode": code, "ErrorMessage": message})
 
         with self._lock:
-            reachable = self._reachable(caller)
+            self.index.written(update)
+            stores = self._reachable_stores(caller)
             for ident in identifiers:
                 if fault is not None and (fault.ids is None or ident["Id"] in fault.ids):
                     reject(ident, fault.code, fault.message)
                     continue
-                matches = [sf for sf in reachable if sf.key == (ident["ProductArn"], ident["Id"])]
+                key = (ident["ProductArn"], ident["Id"])
+                matches = [store[key] for store in stores if key in store]
                 if not matches:
                     reject(ident, "FindingNotFound", "Finding not found")
                     continue
@@ -356,6 +386,7 @@ class SecurityHubApp:
                 raise invalid_input("A finding aggregator already exists")
             self._aggregation = Aggregation.checked(caller.region, params["RegionLinkingMode"],
                                                     params.get("Regions"), str(uuid.uuid4()))
+            self.index.clear()  # what each caller can reach changed
             return self._aggregation.describe(caller.account)
 
     def _existing_aggregator(self, arn: Any) -> Aggregation:
@@ -383,6 +414,7 @@ class SecurityHubApp:
                                     f"{current.home_region}")
             self._aggregation = Aggregation.checked(current.home_region, params["RegionLinkingMode"],
                                                     params.get("Regions"), current.aggregator_id)
+            self.index.clear()
             return self._aggregation.describe(caller.account)
 
     def _delete_aggregator(self, caller: Caller, params: dict[str, Any]) -> dict[str, Any]:
@@ -393,6 +425,7 @@ class SecurityHubApp:
                 raise invalid_input(f"Call DeleteFindingAggregator from the aggregation region "
                                     f"{current.home_region}")
             self._aggregation = None
+            self.index.clear()
         return {}
 
     # ---- /_sandbox/ control API --------------------------------------------------------------------------

@@ -234,7 +234,7 @@ def test_closure_search_skips_the_issues_this_cycle_created(world: FaultWorld) -
     try:
         assert syncer.run_cycle().created == N
         (jql, count), = [(q, n) for q, n in found if "updated >=" in q]
-        assert "created < -" in jql and count == 0
+        assert "status CHANGED AFTER -" in jql and count == 0
         key = world.issues()[0]["key"]
         world.sandbox.jira_app.transition_issue(key, "Done", resolution="Done")
         world.clock.advance(60)

@@ -129,10 +129,13 @@ class World:
         path.write_text(text)
         return path
 
-    def config(self, **kw: Any) -> Config:
+    def config(self, *, check_minutes: int = 0, **kw: Any) -> Config:
+        """The config file's settings, pointed at the stand-in. The console-closure query runs every cycle
+        (`check_minutes` 0) unless a test asks for the interval: most tests move no clock between cycles."""
         cfg = load_config(self.write_config(**kw))
         hub = cfg.securityhub.model_copy(update={"endpoint_url": self.sandbox.securityhub.url})
-        return cfg.model_copy(update={"securityhub": hub})
+        closure = cfg.closure.model_copy(update={"securityhub_check_minutes": check_minutes})
+        return cfg.model_copy(update={"securityhub": hub, "closure": closure})
 
     def environ(self) -> dict[str, str]:
         return {"SH2JIRA_TEST_TOKEN": self.sandbox.jira_token()}

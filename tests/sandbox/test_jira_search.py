@@ -156,3 +156,66 @@ def test_reconcile_issues_reads_named_issues_fresh(jira_cloud: JiraSandbox) -> N
     assert keys(jira.enhanced_search_issues("labels = f")) == []
     found = jira.enhanced_search_issues("labels = f", reconcileIssues=[int(issue.id)])
     assert keys(found) == [issue.key]
+
+
+# -- CHANGED, from the status history (issue 16: the closure search reads only what changed) ------------------
+def _history_site(sandbox: JiraSandbox) -> JIRA:
+    """SEC-1 done an hour in; SEC-2 done and reopened 20 minutes later; SEC-3 never moved. Now: +1h30m."""
+    jira = sandbox.client()
+    for name in ("one", "two", "three"):
+        create(jira, name, ["hist"])
+    sandbox.clock.advance(3600)
+    sandbox.app.transition_issue("SEC-1", "Done", resolution="Done")
+    sandbox.clock.advance(1200)
+    sandbox.app.transition_issue("SEC-2", "Done", resolution="Done")
+    sandbox.app.transition_issue("SEC-2", "Reopen")
+    sandbox.clock.advance(600)
+    return jira
+
+
+def test_changed_is_answered_from_the_status_history_in_both_flavours(jira_sandbox: JiraSandbox) -> None:
+    jira = _history_site(jira_sandbox)
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.fromtimestamp(jira_sandbox.clock(), UTC)
+    stamp = (now - timedelta(minutes=15)).strftime("%Y/%m/%d %H:%M")
+    alice = jira_sandbox.app.store.catalog.users["alice"]
+    by = alice.account_id if jira_sandbox.flavour == "cloud" else "alice"  # how JQL names a user
+    cases = {
+        "status CHANGED": ["SEC-1", "SEC-2"],  # creating an issue is not a change
+        "status CHANGED AFTER -15m": ["SEC-2"],
+        "status CHANGED AFTER -1h": ["SEC-1", "SEC-2"],
+        f'status CHANGED AFTER "{stamp}"': ["SEC-2"],  # an absolute date (read in UTC here)
+        "status CHANGED FROM Done": ["SEC-2"],  # the reopen
+        'status CHANGED FROM "To Do" TO Done BEFORE -15m': ["SEC-1"],  # one change must meet every predicate
+        "status CHANGED TO Done AFTER -15m": ["SEC-2"],
+        "status CHANGED DURING (-2h, -25m)": ["SEC-1"],
+        f'status CHANGED BY "{by}"': ["SEC-1", "SEC-2"],
+        "resolution CHANGED FROM Done TO EMPTY": ["SEC-2"],
+        "NOT status CHANGED": ["SEC-3"],
+        # the closure search of sync._sync_jira: done and touched, or moved (e.g. out of done) in the window
+        "labels = hist AND ((statusCategory = Done AND updated >= -15m) OR status CHANGED AFTER -15m)": ["SEC-2"],
+        "labels = hist AND ((statusCategory = Done AND updated >= -1h) OR status CHANGED AFTER -1h)":
+            ["SEC-1", "SEC-2"],
+    }
+    for jql, expected in cases.items():
+        assert keys(jira.search_issues(f"labels = hist AND ({jql}) ORDER BY key ASC")) == expected, jql
+
+
+@pytest.mark.parametrize(("jql", "message"), [
+    ("labels CHANGED", "The operator 'changed' is not supported by the 'labels' field."),
+    ('status CHANGED AFTER "yesterday"', "Date value 'yesterday' for predicate 'after' is invalid. Valid formats "
+                                         "include: 'yyyy/MM/dd HH:mm', 'yyyy-MM-dd HH:mm', 'yyyy/MM/dd', "
+                                         "'yyyy-MM-dd', or a period format e.g. '-5d', '4w 2d'."),
+    ("status CHANGED FROM Bogus", "The value 'Bogus' does not exist for the field 'status'."),
+    ("status CHANGED DURING (-1d)", "The 'during' predicate requires exactly two dates: (start, end)."),
+    ("status CHANGED Done", "The CHANGED operator does not support the use of values without predicates. You must "
+                            'prefix the "Done" value with a suitable predicate.'),
+])
+def test_changed_misused_is_jiras_400(jira_sandbox: JiraSandbox, jql: str, message: str) -> None:
+    jira = jira_sandbox.client()
+    create(jira, "one", ["hist"])
+    with pytest.raises(JIRAError) as caught:
+        jira.search_issues(jql)
+    assert caught.value.status_code == 400
+    assert message in (caught.value.text or "")

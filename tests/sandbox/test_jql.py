@@ -341,7 +341,7 @@ VALIDATION_ERRORS = [
     ("status = now()", ["A value provided by the function 'now' is invalid for the field 'status'."]),
     ("priority > Urgent", ["The value 'Urgent' does not exist for the field 'priority'."]),
     ("status was Open", ["The operator 'was' is not supported by the 'status' field."]),
-    ("status changed", ["The operator 'changed' is not supported by the 'status' field."]),
+    ("labels changed", ["The operator 'changed' is not supported by the 'labels' field."]),
     ("resolution > Done", ["The operator '>' is not supported by the 'resolution' field."]),
     ("NOT summary = x", ["The operator '=' is not supported by the 'summary' field."]),
     ("foo = 1 AND bar = 2", ["Field 'foo' does not exist or you do not have permission to view it.",
