@@ -353,8 +353,10 @@ def parser() -> argparse.ArgumentParser:
     pv.add_argument("--rulebook", required=True, metavar="NEW.yaml",
                     help="the rulebook to compare with the config's own (a rulebook file, as `rulebook:` takes)")
     pv.add_argument("--json", action="store_true", help="one JSON document: counts and every item")
-    pv.epilog = ("reads the open tracked findings by id and the look-back window from Security Hub (read-only, "
-                 "about open issues/20 + findings/100 GetFindings calls per scope); no Jira call, no ledger write")
+    pv.epilog = ("reads Security Hub read-only: the look-back window (or since the cursor) and the older open "
+                 "tracked findings by id, about findings/100 + older open issues/20 GetFindings calls per scope; "
+                 "no Jira call, no ledger write. Existing issues never move to another project; a finding a rule "
+                 "now skips keeps its issue, no longer edited")
     pv.set_defaults(func=cmd_preview)
     rc = command("reconcile", "audit Security Hub, Jira and the ledger; --fix converges (exit 0 clean, 1 not)")
     rc.add_argument("--fix", action="store_true", help="adopt, re-link, resolve orphans, close duplicates, create "

@@ -29,6 +29,7 @@ import logging
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 CSPM_EVENT, V2_EVENT = "Security Hub Findings - Imported", "Findings Imported V2"
 EVENT_TYPES = (CSPM_EVENT, V2_EVENT)
 BATCH = 10  # ReceiveMessage and DeleteMessageBatch take at most 10
+REPORTS_KEPT = 100  # EventConsumer.reports: the latest batches only
 
 
 class MalformedMessage(ValueError):
@@ -122,7 +124,8 @@ class EventConsumer:
         self.wait_seconds = wait_seconds
         self.stop = stop or threading.Event()
         self.monotonic = monotonic
-        self.reports: list[CycleReport] = []  # one per batch, for tests and metrics
+        # The latest batches' reports, for tests: bounded, as a consumer runs for months (one report per batch).
+        self.reports: deque[CycleReport] = deque(maxlen=REPORTS_KEPT)
 
     def idle(self, seconds: float) -> None:
         """Consume events for `seconds` (or until stopped). A replica that does not hold the lease only waits."""

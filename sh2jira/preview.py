@@ -13,7 +13,8 @@ plans come from the planner `run` uses (rulediff.py).
 
 A run applies a rulebook to a finding when it reads the finding: the next run reads the findings changed since
 its cursor, so an item whose finding has not changed since is marked "applies when the finding next changes"
-(`next_run: false`). Closed issues, and findings the ledger tracks as being created, are not listed.
+(`next_run: false`). Closed issues, and findings the ledger tracks as being created, are not listed. The plan
+rests on the ledger as it is (Jira is not asked): a ledger behind Jira makes the next run adopt, not create.
 """
 
 from __future__ import annotations

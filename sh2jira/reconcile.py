@@ -27,6 +27,7 @@ from jira import JIRAError
 from . import render
 from .audit import Audit, audit, finding_ids, younger_duplicates
 from .finding import Finding, FindingError
+from .groups import is_group_key
 from .jira_sink import NoTransition, describe_jira_error
 from .ledger import CLOSED, OPEN, Entry
 from .ocsf import parse_any
@@ -138,8 +139,9 @@ class Reconciler:
         by_issue = s.ledger.by_issue(i.key for i in chosen)
         disagree = [i for i in chosen if i.key in by_issue and (by_issue[i.key].state == CLOSED) != i.done]
         writes = plan_jira_changes([_as_raw(i) for i in disagree], by_issue, set(s.opt.suppress_resolutions))
-        writes = [w for w in writes if w.entry.finding_id]
-        ledger_only = {w.entry.key for w in writes}
+        grouped = {w.entry.key for w in writes if is_group_key(w.entry.key)}  # recorded by expand, with members
+        writes = [w for w in s.groups.expand(writes) if w.entry.finding_id]  # a group issue's → its members'
+        ledger_only = {w.entry.key for w in writes} | grouped
         # Without the finding's identity the state is mirrored in the ledger only; its finding follows when read.
         s.ledger.put(by_issue[i.key].with_(state=CLOSED if i.done else OPEN) for i in disagree
                      if by_issue[i.key].key not in ledger_only)

@@ -156,7 +156,7 @@ rulebook:
 def test_unknown_key_without_a_close_match_lists_the_allowed_keys(tmp_path: Path) -> None:
     path = _write(tmp_path, "c.yaml", MINIMAL + "rulebook:\n  defaults: {project: SEC}\n  routing: {}\n")
     with pytest.raises(ConfigError, match=r"c\.yaml:7: rulebook\.routing: unknown key \(allowed here: "
-                       r"control_findings, defaults, filters, priorities, rules, unmatched\)"):
+                       r"control_findings, defaults, filters, min_age, priorities, rules, sla, unmatched\)"):
         load_config(path)
 
 

@@ -39,6 +39,7 @@ def asff(**changes: Any) -> dict[str, Any]:
         ],
         "CreatedAt": "2025-01-01T00:00:00.000Z",
         "UpdatedAt": "2025-01-02T00:00:00.000Z",
+        "Vulnerabilities": [{"Id": "CVE-2024-0001", "EpssScore": 0.42, "ExploitAvailable": "NO"}],
     }
     doc.update(changes)
     return doc
@@ -86,6 +87,12 @@ MATCHER_CASES: list[tuple[dict[str, Any], bool, str]] = [
      "no type (Software and Configuration Checks/Industry and Regulatory Standards) starts with 'TTPs/'"),
     ({"title": "(?i)PUBLIC"}, True, "title matches /(?i)PUBLIC/"),
     ({"title": "^public"}, False, "title does not match /^public/"),
+    ({"exploit_available": False}, True, "no vulnerability (CVE-2024-0001) has an exploit available"),
+    ({"exploit_available": True}, False, "no vulnerability (CVE-2024-0001) has an exploit available"),
+    ({"known_exploited": False}, True, "no vulnerability (CVE-2024-0001) is known to be exploited"),
+    ({"known_exploited": True}, False, "no vulnerability (CVE-2024-0001) is known to be exploited"),
+    ({"epss_min": 0.4}, True, "vulnerability CVE-2024-0001 has EPSS 0.42 >= 0.4"),
+    ({"epss_min": 0.5}, False, "no EPSS score >= 0.5 (the highest is 0.42)"),
 ]
 
 

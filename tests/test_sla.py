@@ -7,17 +7,24 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from prometheus_client import generate_latest
 
+from sh2jira.audit import audit
 from sh2jira.config import ConfigError, load_config
+from sh2jira.explain import planned
 from sh2jira.finding import Finding, FindingError
 from sh2jira.ledger import CREATING, OPEN
+from sh2jira.metrics import Metrics
 from sh2jira.ocsf import parse_ocsf
 from sh2jira.plan import decode_fingerprint, plan_page
+from sh2jira.retry_queue import MIN_AGE, RetryQueue
 from sh2jira.rulebook import Rulebook, decide
 from sh2jira.sla import due_date, duration_problem, kept_due, parse_duration, show, waits_until
+from tests.fixtures.ledgers import moto_server, new_ledger  # noqa: F401
 from tests.paths import ASFF_DIR
 from tests.test_plan import raw
 
@@ -315,3 +322,38 @@ def test_waits_until_without_an_age_tickets_now() -> None:
 
 def test_planning_without_now_leaves_min_age_out() -> None:
     assert plan_page([young(1)], rulebook(min_age="2h"), {}, {}).creates
+
+
+# --- where waiting findings are kept ------------------------------------------------------------------------
+
+def test_waiting_rows_survive_a_restart_and_are_not_stuck_items(new_ledger: Any) -> None:
+    ledger = new_ledger()
+    queue = RetryQueue(ledger, clock=lambda: 1000.0)
+    queue.wait_for_age([("k1", "f1", "arn:p", "us-east-1", 5000.0), ("k2", "f2", "arn:p", "us-east-1", 3000.0)])
+    queue.failed("update", None, "500 from Jira", key="k3", finding_id="f3")
+    again = RetryQueue(new_ledger(), clock=lambda: 1000.0)  # another process, the same ledger
+    assert [(i.finding_id, i.next_try) for i in again.waiting_for_age()] == [("f2", 3000.0), ("f1", 5000.0)]
+    assert json.loads(again.waiting_for_age()[0].payload) == {"product_arn": "arn:p"}
+    assert [i.kind for i in again.stuck()] == ["update"]
+    assert sum(again.counts().values()) == 1 and MIN_AGE not in again.counts()
+    assert [i.finding_id for i in new_ledger().due_retries(4000.0) if i.kind == MIN_AGE] == ["f2"]
+
+
+def test_explain_says_until_when_a_finding_waits() -> None:
+    cfg = SimpleNamespace(rulebook=rulebook(min_age="2h"), securityhub=SimpleNamespace(link_back="full"))
+    line, plan = planned(cfg, young(30), now=NOW)
+    assert line.startswith("WAIT") and line.endswith("waits for min_age until 2026-11-28T13:30:00Z")
+    assert planned(cfg, young(30), now=NOW + timedelta(hours=2))[0].startswith("CREATE")
+
+
+def test_reconcile_does_not_count_a_waiting_finding_as_missing() -> None:
+    rb = rulebook(min_age="2h")
+    assert audit([young(30)], [], [], rb, now=NOW).missing == []
+    assert audit([young(30)], [], [], rb, now=NOW + timedelta(hours=2)).missing == [young(30).id]
+
+
+def test_the_waiting_gauge_is_apart_from_the_stuck_items() -> None:
+    metrics = Metrics()
+    metrics.set_waiting(3)
+    text = generate_latest(metrics.registry).decode()
+    assert "sh2jira_waiting_findings 3.0" in text
