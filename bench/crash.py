@@ -3,7 +3,8 @@
 Kills `sh2jira run --once` with SIGKILL at `--kills` seeded random points of a sync of `--findings` generated
 findings, runs it on to completion, and checks: 0 duplicate issues, 0 missing issues, 0 missing link-backs
 (crashlib.py for how, crashcheck.py for the checks). Exit 0 when all hold, 1 otherwise. tests/test_crash.py
-runs a small variant in CI.
+runs a small variant in CI. `--grouped` groups control findings per control and account (groups.py): the checks
+are then one issue per group, and every member's link-back naming its group's issue.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from .crashcheck import describe, verify
-from .crashlib import Harness
+from .crashcheck import describe, group_label, own_label, verify
+from .crashlib import GROUPED_RULES, Harness
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,19 +37,22 @@ def main(argv: list[str] | None = None) -> int:
                         "(default: 5 .. 2.4 * findings / kills, so the kills spread over the whole sync)")
     p.add_argument("--wipes", type=int, default=0,
                    help="also delete the ledger after this many of the kills, drawn at random (a lost volume)")
+    p.add_argument("--grouped", action="store_true",
+                   help="group control findings per control and account (group_by: control): one issue per group")
     p.add_argument("--workdir", help="keep the config, ledger and run logs here (default: a temporary folder)")
     args = p.parse_args(argv)
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="sh2jira-crash-"))
     started = time.monotonic()
     h = Harness(workdir, flavour=args.flavour, page_size=args.page_size, bulk_size=args.bulk_size,
                 latency=args.latency, index_lag=args.index_lag,
-                grace=args.grace if args.grace is not None else math.ceil(args.index_lag) + 1)
+                grace=args.grace if args.grace is not None else math.ceil(args.index_lag) + 1,
+                extra_rules=GROUPED_RULES if args.grouped else "")
     try:
         h.load(args.findings, seed=args.seed)
         landed = h.crash(args.kills, seed=args.seed, backstop=tuple(args.backstop) if args.backstop else None,
                          wipes=args.wipes)
         completion = h.complete()
-        verdict = verify(h)
+        verdict = verify(h, group_label if args.grouped else own_label)
         for line in describe(h, landed, completion, verdict, time.monotonic() - started):
             print(line)
     finally:

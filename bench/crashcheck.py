@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from statistics import median
 from typing import Any
 
-from sh2jira.finding import FindingKey
+from sh2jira.finding import Finding, FindingKey
+from sh2jira.groups import group_of
 
 from .crashlib import Harness, Run
 
@@ -37,6 +38,13 @@ class Verdict:
 
 def own_label(doc: Mapping[str, Any]) -> str:
     return FindingKey(doc["ProductArn"], doc["Id"]).label
+
+
+def group_label(doc: Mapping[str, Any]) -> str:
+    """The label of the issue that carries a finding under crashlib.GROUPED_RULES: its control group's (groups.py),
+    else its own."""
+    gid = group_of(Finding.parse(doc), ("control",))
+    return gid.label if gid is not None else own_label(doc)
 
 
 def verify(h: Harness, label_of: Callable[[Mapping[str, Any]], str] = own_label) -> Verdict:

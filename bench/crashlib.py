@@ -53,6 +53,7 @@ jira:
   token_env: {token_env}
   timeout_seconds: 30
   bulk_size: {bulk_size}
+  max_concurrency: {max_concurrency}
   search_lag_seconds: {grace}
 ledger:
   path: ledger.sqlite3
@@ -149,7 +150,7 @@ class Harness:
 
     def __init__(self, workdir: Path, *, flavour: str = "cloud", page_size: int = 20, bulk_size: int = 10,
                  grace: int = 1, latency: float = 0.0, index_lag: float = 0.0, run_timeout: float = 600.0,
-                 extra_rules: str = "") -> None:
+                 extra_rules: str = "", max_concurrency: int = 3) -> None:
         self.workdir = workdir
         self.run_timeout = run_timeout
         self.sh_app = SecurityHubApp(default_account=launch.ADMIN_ACCOUNT,
@@ -164,7 +165,8 @@ class Harness:
         self.config = workdir / "sh2jira.yaml"
         self.config.write_text(CONFIG.format(page_size=page_size, jira_url=self.sandbox.jira.url, flavour=flavour,
                                              user=self.sandbox.jira_user(), token_env=TOKEN_ENV,
-                                             bulk_size=bulk_size, grace=grace, extra_rules=extra_rules))
+                                             bulk_size=bulk_size, grace=grace, extra_rules=extra_rules,
+                                             max_concurrency=max_concurrency))
         self.runs: list[Run] = []
         self.generated: list[Generated] = []
         self.wiped = 0  # times the ledger was deleted between runs

@@ -6,6 +6,9 @@ no added latency): what it measures is sh2jira's own cost, which the rates do no
 - the backfill (`status-only`): peak RSS of sh2jira, CPU, ledger bytes per tracked finding (as written, and after a
   VACUUM of a copy), correctness (0 duplicates, 0 missing, every link-back present);
 - the idle cycle an hour later (Jira's clock moved on): its CPU with every finding tracked;
+- with `--pad-ledger M`: the ledger padded to M entries with copies of its own (bench/ledger_size.py; the copies'
+  findings are not in Security Hub, as nothing reads them in an idle cycle), then another idle cycle: its CPU with M
+  tracked, when a backfill of M is more than the box can give;
 - the ledger lost: `run --once` with no ledger file, i.e. the rebuild from Jira, in Jira calls per tracked issue,
   its RSS, and that it creates nothing.
 The cycle right after the backfill (bench perf's `next_cycle`) is left out: at this size it pages through the
@@ -22,7 +25,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import perf
+from sh2jira.ledger import OPEN
+from sh2jira.ledgers.sqlite_layout import read_entries
+
+from . import ledger_size, perf
 from .perf_proc import run_sh2jira
 from .perf_world import BenchWorld
 
@@ -52,7 +58,20 @@ def _rebuild(world: BenchWorld, config: Path, timeout: float, tracked: int) -> d
             "securityhub": perf.sh_counts(world), "ledger": perf.ledger_size(world)}
 
 
-def run(n: int, jira_rate: float, seed: int, timeout: float, workdir: Path | None, rebuild: bool) -> dict[str, Any]:
+def _pad(world: BenchWorld, to: int) -> dict[str, Any]:
+    path = world.tmp / "ledger.sqlite3"
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        templates = [e for e in read_entries(db) if e.state == OPEN][:20_000]
+    have = perf.ledger_size(world)["entries"]
+    started = time.monotonic()
+    ledger_size.fill(path, templates, max(to - have, 0), first=10_000_000)
+    return {"real": have, "padded_to": perf.ledger_size(world)["entries"],
+            "seconds": round(time.monotonic() - started, 1)}
+
+
+def run(n: int, jira_rate: float, seed: int, timeout: float, workdir: Path | None, rebuild: bool,
+        pad: int = 0, partial: Path | None = None) -> dict[str, Any]:
+    """The stages in order; with `partial`, the figures so far are written there after each stage."""
     opts = perf.Options(findings=n, link_back="status-only", jira_rate=jira_rate, jira_burst=jira_rate,
                         jira_latency=0.0, throttling=False, timeout=timeout, seed=seed, workdir=workdir)
     world = BenchWorld.start(flavour=opts.flavour, throttling=False, jira_rate=jira_rate, jira_burst=jira_rate,
@@ -75,15 +94,28 @@ def run(n: int, jira_rate: float, seed: int, timeout: float, workdir: Path | Non
         backfill["ledger"]["vacuumed_bytes_per_entry"] = round(
             _vacuumed_bytes(world.tmp / "ledger.sqlite3", world.tmp) / max(backfill["ledger"]["entries"], 1), 1)
         out["backfill"] = backfill
+        _save(out, partial)
         if proc.returncode == 0:
             world.clock.offset += 3600.0
             out["idle"] = perf.idle_figures(world, config, opts, "idle")
+            _save(out, partial)
+            if pad:
+                out["padding"] = _pad(world, pad)
+                world.clock.offset += 3600.0
+                out["idle_padded"] = perf.idle_figures(world, config, opts, "idle-padded")
+                _save(out, partial)
             if rebuild:
                 out["rebuild"] = _rebuild(world, config, timeout, backfill["ledger"]["entries"])
                 out["after_rebuild"] = perf.outcome(world, "status-only")
         return out
     finally:
         world.stop()
+
+
+def _save(out: dict[str, Any], path: Path | None) -> None:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(out, indent=2) + "\n")
 
 
 def summary(r: dict[str, Any]) -> str:
@@ -104,6 +136,11 @@ def summary(r: dict[str, Any]) -> str:
         lines.append(f"idle cycle an hour later, {i['tracked']:,} tracked: cycle CPU {i['cycle_cpu']} s "
                      f"(wall {i['cycle_wall']} s), process CPU {i['process_cpu']} s, RSS {i['rss_mb']} MB, "
                      f"GetFindings per region {i['get_findings_per_region']}, Jira searches {i['jira']['searches']}")
+    if "idle_padded" in r:
+        i, pad = r["idle_padded"], r["padding"]
+        lines.append(f"idle cycle with the ledger padded to {i['tracked']:,} entries ({pad['real']:,} real): cycle CPU "
+                     f"{i['cycle_cpu']} s (wall {i['cycle_wall']} s), process CPU {i['process_cpu']} s, RSS "
+                     f"{i['rss_mb']} MB, Jira searches {i['jira']['searches']}")
     if "rebuild" in r:
         rb, after = r["rebuild"], r["after_rebuild"]
         lines.append(f"ledger lost, `run --once`: exit {rb['exit']}, {rb['jira']['calls']} Jira calls = "
@@ -120,10 +157,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--timeout", type=float, default=7200.0)
     p.add_argument("--no-rebuild", action="store_true", help="skip the lost-ledger rebuild")
+    p.add_argument("--pad-ledger", type=int, default=0, help="then pad the ledger to this many entries and run "
+                                                               "another idle cycle")
     p.add_argument("--workdir", type=Path)
     p.add_argument("--out", type=Path)
     args = p.parse_args(argv)
-    result = run(args.findings, args.jira_rate, args.seed, args.timeout, args.workdir, not args.no_rebuild)
+    partial = args.out.with_suffix(".partial.json") if args.out else None
+    result = run(args.findings, args.jira_rate, args.seed, args.timeout, args.workdir, not args.no_rebuild,
+                 args.pad_ledger, partial)
     result["command"] = "python -m bench.million " + " ".join(sys.argv[1:] if argv is None else argv)
     print(summary(result))
     if args.out:

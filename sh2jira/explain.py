@@ -91,7 +91,8 @@ def explain_finding(cfg: Any, finding: Finding, out: TextIO) -> None:
     draft = plan.creates[0].draft
     issue = {"project": draft.project, "issuetype": draft.issue_type, "summary": draft.summary,
              "priority": draft.priority, "labels": list(draft.labels), "components": list(draft.components),
-             "assignee": draft.assignee, **dict(draft.custom_fields)}
+             "assignee": draft.assignee, **({"duedate": draft.due_date} if draft.due_date else {}),
+             **dict(draft.custom_fields)}
     print("  issue fields:", file=out)
     for text in json.dumps(issue, indent=2, ensure_ascii=False).splitlines():
         print(f"    {text}", file=out)

@@ -15,15 +15,17 @@ from dataclasses import dataclass, field
 
 from . import groups
 from .finding import Finding
-from .groups import ACTIVE, CLOSED_SH, GroupDoc, GroupId, group_entry, group_of, member_of, new_doc
+from .groups import ACTIVE, CLOSED_JIRA, CLOSED_SH, GroupDoc, GroupId, group_entry, group_of, member_of, new_doc
 from .ledger import CLOSED, CREATING, FAILED, OPEN, Entry
 from .plan import (
     IDENTITY_PROPERTY,
     MANAGED_LABEL,
     Create,
-    IssueDraft,
     Plan,
     came_back,
+    closure_write,
+    decode_fingerprint,
+    draft_issue,
     gone_reason,
     linked_issue,
     needs_link_back,
@@ -38,6 +40,7 @@ class GroupPlanner:
     rulebook: Rulebook
     entries: Mapping[str, Entry]  # the page's ledger entries, group entries included (by key)
     link_back: str
+    suppress_resolutions: frozenset[str] = frozenset()
     work: dict[str, Entry] = field(default_factory=dict)  # group key → its entry as this page leaves it
     creating: dict[str, tuple[Finding, Decision, list[Entry]]] = field(default_factory=dict)
     changed: set[str] = field(default_factory=set)
@@ -74,6 +77,17 @@ class GroupPlanner:
             self.creating[gid.key] = (finding, decision, [member])
         elif group.state == CREATING:  # an earlier create's outcome is unknown: recovery settles the members
             plan.entries.append(member)
+        elif group.state == CLOSED and "description" not in decode_fingerprint(group.fingerprint) \
+                and finding.workflow_status == "NOTIFIED" and linked_issue(finding) == group.issue_key:
+            # Rebuilt from a done group issue while the member still shows sh2jira's link-back: the closure made
+            # in Jira never reached it (the ledger was lost first). Write it; reopening would undo a person's
+            # decision.
+            resolution = decode_fingerprint(group.fingerprint).get("resolution", "")
+            closed = member.with_(state=OPEN, issue_key=group.issue_key, issue_id=group.issue_id)
+            plan.finding_writes.append(closure_write(closed, resolution, self.suppress_resolutions, ""))
+            doc = GroupDoc.decode(group.members)
+            self._set(gid.key, group, doc.with_member(member_of(finding, priority, CLOSED_JIRA)))
+            return
         else:  # the group's issue exists (open, or closed and reopened by the refresh)
             named = linked_issue(finding)
             pending = self.link_back != "off" and (named != group.issue_key or finding.workflow_status == "NEW")
@@ -109,17 +123,17 @@ class GroupPlanner:
             self._set(group.key, group, doc.with_member(member_of(finding, priority)))
             plan.touched.add(group.key)
         elif entry.state == OPEN:
-            if group.issue_key and entry.issue_key != group.issue_key:  # the group moved to its oldest issue
+            moved = bool(group.issue_key) and entry.issue_key != group.issue_key  # to the group's oldest issue
+            if moved:
                 entry = entry.with_(issue_key=group.issue_key, issue_id=group.issue_id,
                                     linkback_pending=pending)
-                plan.entries.append(entry)
             now = member_of(finding, priority)
             if old is None or (old.state, old.severity, old.priority, old.resource) != \
                     (ACTIVE, now.severity, now.priority, now.resource):
                 self._set(group.key, group, doc.with_member(now))
                 plan.touched.add(group.key)
             relink = needs_link_back(finding, entry, self.link_back)
-            if relink or entry.finding_updated_at != finding.updated_at or entry.severity != now.severity:
+            if moved or relink or entry.finding_updated_at != finding.updated_at or entry.severity != now.severity:
                 plan.entries.append(entry.with_(severity=now.severity, priority=priority,
                                                 finding_updated_at=finding.updated_at,
                                                 linkback_pending=entry.linkback_pending or relink))
@@ -136,15 +150,18 @@ class GroupPlanner:
             doc = GroupDoc.decode(self.work[key].members)
             summary, text = groups.summary(doc), groups.description(doc, key)
             priority = groups.priority(doc, route.priority)
-            labels = tuple(dict.fromkeys((MANAGED_LABEL, f"sh2jira-{key}", *route.labels)))
-            entry = self.work[key].with_(project=route.project, priority=priority, labels=labels,
+            # The first member's draft gives what the rule resolves per finding (project, assignee, components,
+            # fields, due date); the group's own summary, description, priority, labels and identity replace its.
+            base = draft_issue(finding, route, self.rulebook, with_description=False)
+            own = (MANAGED_LABEL, finding.key.label)
+            labels = tuple(dict.fromkeys((MANAGED_LABEL, f"sh2jira-{key}",
+                                          *(lb for lb in base.labels if lb not in own))))
+            entry = self.work[key].with_(project=base.project, priority=priority, labels=labels,
                                          severity=max((m.severity for m in doc.active), key=groups.rank,
                                                       default=""),
                                          fingerprint=groups.fingerprint(summary, text, priority))
-            draft = IssueDraft(project=route.project, issue_type=route.issue_type, summary=summary,
-                               description=text, priority=priority, labels=labels, components=route.components,
-                               assignee=route.assignee, custom_fields=dict(route.fields),
-                               properties={IDENTITY_PROPERTY: groups.identity(entry)})
+            draft = dataclasses.replace(base, summary=summary, description=text, priority=priority, labels=labels,
+                                        properties={IDENTITY_PROPERTY: groups.identity(entry)})
             plan.creates.append(Create(finding, draft, entry, members=tuple(members)))
         plan.entries.extend(self.work[k] for k in sorted(self.changed) if k not in self.creating)
 

@@ -35,6 +35,7 @@ SHARED_NOTE = "A Jira issue tracks this finding (sh2jira)."
 GIVE_UP_AFTER = 10  # failed attempts before a link-back is reported as abandoned
 SCOPE_BACKLOG = 1000  # entries handed to one scope's drain at a time (memory stays bounded whatever is pending)
 SCAN_PAGE = 500  # pending entries the scanner reads from the ledger per query
+OWN_VALUES_PER_PASS = 10  # `full` link-backs a drain writes per pass (one call each; one ledger read)
 
 
 @dataclass
@@ -128,12 +129,19 @@ class _ScopeDrain:
         """The next batch: a per-finding write (`full`) at once; a shared-value batch when it has 100 findings,
         or whatever is left once the cycle is over."""
         groups: dict[tuple[str, str], list[Entry]] = defaultdict(list)
+        own: list[Entry] = []  # values of their own (`full`): a call each, a few per pass (fewer ledger reads)
         for e in self.entries.values():
-            shared = self.writer.mode == "status-only" or e.state == CLOSED
-            group = groups[(e.state, "" if shared else e.issue_key)]
+            if self.writer.mode != "status-only" and e.state != CLOSED:
+                own.append(e)
+                if len(own) == OWN_VALUES_PER_PASS:
+                    return own
+                continue
+            group = groups[(e.state, "")]
             group.append(e)
-            if not shared or len(group) == MAX_IDS_PER_UPDATE:
+            if len(group) == MAX_IDS_PER_UPDATE:
                 return group
+        if own:
+            return own
         if self.final:
             for group in groups.values():
                 return group

@@ -262,7 +262,7 @@ def plan_page(findings: list[Finding], rulebook: Rulebook, by_key: Mapping[str, 
     from .group_plan import GroupPlanner  # it builds on this module
 
     plan = Plan()
-    groups = GroupPlanner(rulebook, by_key, link_back)  # by_key also holds the page's group entries
+    groups = GroupPlanner(rulebook, by_key, link_back, frozenset(suppress_resolutions))  # by_key holds groups too
     seen: set[str] = set()
     for finding in findings:
         key = finding.key.digest

@@ -96,7 +96,8 @@ def _preview_scope(old: Config, new: Config, hub: Any, ledger: Ledger, scope: st
         return not_read_reason(new if rulebook is new.rulebook else old, f)
 
     return compare(findings, old.rulebook, new.rulebook, by_key, by_alias, link_back=old.securityhub.link_back,
-                   suppress_resolutions=old.closure.suppress_resolutions, not_read=not_read, read_next=read_next)
+                   suppress_resolutions=old.closure.suppress_resolutions, not_read=not_read, read_next=read_next,
+                   now=now)
 
 
 def _read(old: Config, new: Config, hub: Any, ledger: Ledger, scope: str, first: str, start: datetime,

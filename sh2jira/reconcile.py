@@ -122,6 +122,7 @@ class Reconciler:
             self._resolve_orphans(result, snap, report)
             self._create_missing(result, snap, report)
             self._relink(result, snap)
+            s.groups.flush(report)  # the groups that missing findings joined: their issues refreshed once
         finally:
             s.linkback.stop()
             if s.lease is not None:

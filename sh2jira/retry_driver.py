@@ -46,11 +46,11 @@ def drive(syncer: Syncer, report: CycleReport) -> None:
     clock, now = queue.clock(), syncer.now().timestamp()
     due = [i for i in syncer.ledger.due_retries(max(clock, now))
            if i.next_try <= (now if i.kind == MIN_AGE else clock)]
-    if due:
-        log.info("retrying %d item(s) from the retry queue", len(due))
     by_kind: dict[str, list[RetryItem]] = defaultdict(list)
     for item in due:
         by_kind["finding" if item.kind in FINDING_KINDS else item.kind].append(item)
+    if len(due) > len(by_kind[MIN_AGE]):
+        log.info("retrying %d item(s) from the retry queue", len(due) - len(by_kind[MIN_AGE]))
     _of_age(syncer, report, by_kind[MIN_AGE])
     _findings(syncer, report, by_kind["finding"])
     _finding_writes(syncer, by_kind["finding_write"])

@@ -528,6 +528,8 @@ def _describe(route: Route) -> str:
         parts.append(f"due {show(route.sla)} after first seen")
     if route.min_age:
         parts.append(f"only once active for {show(route.min_age)}")
+    if route.group_by:
+        parts.append(f"one issue per group by {', '.join(route.group_by)}")
     return "; ".join(parts)
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from .finding import Finding
@@ -89,14 +90,14 @@ def compare(findings: Sequence[Finding], old: Rulebook, new: Rulebook, by_key: M
             by_alias: Mapping[str, Entry], *, link_back: str = "full",
             suppress_resolutions: Iterable[str] = DEFAULT_SUPPRESS,
             not_read: Callable[[Rulebook, Finding], str] = _never_unread,
-            read_next: Callable[[Finding], bool] = lambda f: True) -> Preview:
+            read_next: Callable[[Finding], bool] = lambda f: True, now: datetime | None = None) -> Preview:
     """Every finding whose outcome differs between the current rulebook (`old`) and `new`. `not_read` says why
     `run` would never read a finding under a rulebook ('' when it would: explain.not_read_reason); `read_next`
     whether the next run reads it at all (its incremental read covers only findings changed since the cursor)."""
     suppress = tuple(suppress_resolutions)
     unique = list({f.key.digest: f for f in findings}.values())
-    old_plan = plan_page(unique, old, by_key, by_alias, link_back=link_back, suppress_resolutions=suppress)
-    new_plan = plan_page(unique, new, by_key, by_alias, link_back=link_back, suppress_resolutions=suppress)
+    old_plan = plan_page(unique, old, by_key, by_alias, link_back=link_back, suppress_resolutions=suppress, now=now)
+    new_plan = plan_page(unique, new, by_key, by_alias, link_back=link_back, suppress_resolutions=suppress, now=now)
     old_acts, new_acts = _actions(old_plan), _actions(new_plan)
     preview = Preview(read=len(unique))
     for f in unique:
@@ -112,7 +113,9 @@ Action = Create | Update | Skip | Transition
 
 
 def _actions(plan: Plan) -> dict[str, Action]:
-    actions: list[Action] = [*plan.creates, *plan.updates, *plan.skips, *plan.resolves, *plan.reopens]
+    # A finding too young for its min_age is not ticketed by this run: to the preview it is a skip, with why.
+    waits = [Skip(w.finding, w.reason) for w in plan.waits]
+    actions: list[Action] = [*plan.creates, *plan.updates, *plan.skips, *waits, *plan.resolves, *plan.reopens]
     return {action.finding.key.digest: action for action in actions}
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -45,6 +46,11 @@ MAX_IDS_PER_UPDATE = 100  # BatchUpdateFindingsV2
 MAX_FILTERS = 20  # per filter type inside one composite filter
 MAX_COMPOSITES = 10
 IDS_PER_LOOKUP = MAX_FILTERS * MAX_COMPOSITES
+# Memory stays flat however many V2 findings there are: the identifiers of the latest findings read are kept for
+# their link-backs (an older one is looked up again, 200 per GetFindingsV2), and the check of open issues reads their
+# findings a chunk at a time.
+IDENTS_KEPT = 50_000
+CHECK_CHUNK = 10 * IDS_PER_LOOKUP
 LINK_STATUS = {"In Progress": 2, "Other": 99}  # securityhub.v2_link_status → StatusId of a linked finding
 WORKFLOW_TO_STATUS = {"NEW": 1, "RESOLVED": 4, "SUPPRESSED": 3}
 _FIELDS = {"ProductName": "metadata.product.name", "AwsAccountId": "cloud.account.uid", "Region": "cloud.region",
@@ -109,6 +115,15 @@ def translate_values(values: Mapping[str, Any], link_status: int) -> dict[str, A
     return out
 
 
+def _ident_of(doc: Mapping[str, Any]) -> dict[str, str] | None:
+    """A V2 finding's FindingIdentifier for BatchUpdateFindingsV2 (None without id, product or account)."""
+    fid, arn = _key_of(doc)
+    account = str(((doc.get("cloud") or {}).get("account") or {}).get("uid") or "")
+    if not (fid and arn and account):
+        return None
+    return {"CloudAccountUid": account, "FindingInfoUid": fid, "MetadataProductUid": v2_product_uid(arn)}
+
+
 def _key_of(doc: Mapping[str, Any]) -> tuple[str, str]:
     info, meta = doc.get("finding_info") or {}, doc.get("metadata") or {}
     return str(info.get("uid") or ""), asff_product_arn(str((meta.get("product") or {}).get("uid") or ""))
@@ -124,7 +139,7 @@ class SecurityHubV2:
         self.page_size = page_size
         self.link_status = link_status
         self.tracked = tracked
-        self._idents: dict[tuple[str, str], dict[str, str]] = {}
+        self._idents: OrderedDict[tuple[str, str], dict[str, str]] = OrderedDict()  # the latest IDENTS_KEPT
         self._lock = threading.Lock()
 
     # -- scope isolation: the inner SecurityHub keeps the V2 scopes' own state --------------------------------
@@ -176,11 +191,12 @@ class SecurityHubV2:
     def _remember(self, docs: Sequence[Mapping[str, Any]]) -> None:
         with self._lock:
             for doc in docs:
-                fid, arn = _key_of(doc)
-                account = str(((doc.get("cloud") or {}).get("account") or {}).get("uid") or "")
-                if fid and arn and account:
-                    self._idents[(fid, arn)] = {"CloudAccountUid": account, "FindingInfoUid": fid,
-                                                "MetadataProductUid": v2_product_uid(arn)}
+                ident = _ident_of(doc)
+                if ident is not None:
+                    self._idents[_key_of(doc)] = ident
+                    self._idents.move_to_end(_key_of(doc))
+            while len(self._idents) > IDENTS_KEPT:
+                self._idents.popitem(last=False)
 
     def by_ids(self, scope: str, identifiers: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
         """The findings with these (finding id, ProductArn), 200 ids per GetFindingsV2 query."""
@@ -201,21 +217,22 @@ class SecurityHubV2:
         """The current state of every finding whose issue is open, then tombstones for those that are gone."""
         if self.tracked is None:
             return
-        wanted = list(dict.fromkeys(self.tracked(scope)))
-        if not wanted:
-            return
-        found = self.by_ids(scope, wanted)  # raises on any failure: nothing is taken as gone then
-        seen = {_key_of(doc) for doc in found}
-        closed = [doc for doc in found if _closed(doc)]  # the rest is the incremental read's business
-        for i in range(0, len(closed), self.page_size):
-            yield closed[i: i + self.page_size]
+        every = list(dict.fromkeys(self.tracked(scope)))
         account, region = _split(base_scope(scope))
-        gone = [tombstone_doc(fid, arn, account, region) for fid, arn in wanted if (fid, arn) not in seen]
-        for doc in gone:
-            log.warning("finding %s is no longer in Security Hub (closed V2 findings are deleted after 14 days)",
-                        doc["finding_info"]["uid"], extra={"finding_id": doc["finding_info"]["uid"]})
-        if gone:
-            yield gone
+        for start in range(0, len(every), CHECK_CHUNK):  # a chunk's findings at a time, not all of them in memory
+            wanted = every[start: start + CHECK_CHUNK]
+            found = self.by_ids(scope, wanted)  # raises on any failure: nothing of this chunk is taken as gone then
+            seen = {_key_of(doc) for doc in found}
+            closed = [doc for doc in found if _closed(doc)]  # the rest is the incremental read's business
+            del found
+            for i in range(0, len(closed), self.page_size):
+                yield closed[i: i + self.page_size]
+            gone = [tombstone_doc(fid, arn, account, region) for fid, arn in wanted if (fid, arn) not in seen]
+            for doc in gone:
+                log.warning("finding %s is no longer in Security Hub (closed V2 findings are deleted after 14 days)",
+                            doc["finding_info"]["uid"], extra={"finding_id": doc["finding_info"]["uid"]})
+            if gone:
+                yield gone
 
     # -- writes ----------------------------------------------------------------------------------------------
     def update(self, scope: str, identifiers: Sequence[Mapping[str, str]],
@@ -229,19 +246,22 @@ class SecurityHubV2:
         failed: list[Unprocessed] = []
         try:
             self._hub.ready(scope)
-            unknown = [k for k in keys if k not in self._idents]
-            if unknown:
-                self.by_ids(scope, unknown)
+            with self._lock:
+                idents = {k: self._idents[k] for k in keys if k in self._idents}
+            unknown = [k for k in keys if k not in idents]
+            if unknown:  # looked up again (taken from the answer: the cache may already have let them go)
+                idents.update((_key_of(doc), ident) for doc in self.by_ids(scope, unknown)
+                              if (ident := _ident_of(doc)) is not None)
         except ScopeUnavailable as exc:
             return [Unprocessed(fid, arn, SCOPE_UNAVAILABLE, str(exc)) for fid, arn in keys]
-        known = [k for k in keys if k in self._idents]
+        known = [k for k in keys if k in idents]
         failed += [Unprocessed(fid, arn, "ResourceNotFoundException", "the finding is not in Security Hub (V2)")
-                   for fid, arn in keys if (fid, arn) not in self._idents]
+                   for fid, arn in keys if (fid, arn) not in idents]
         for i in range(0, len(known), MAX_IDS_PER_UPDATE):
             chunk = known[i: i + MAX_IDS_PER_UPDATE]
             try:
                 reply = self._hub._call(scope, "batch_update_findings_v2",
-                                        FindingIdentifiers=[self._idents[k] for k in chunk], **params)
+                                        FindingIdentifiers=[idents[k] for k in chunk], **params)
             except ScopeUnavailable as exc:
                 failed += [Unprocessed(fid, arn, SCOPE_UNAVAILABLE, str(exc)) for fid, arn in known[i:]]
                 return failed

@@ -320,9 +320,9 @@ class Syncer:
         flavours answer CHANGED on status from the issue's change history.
 
         The dates are relative because JQL reads absolute dates in the user's own time zone, which sh2jira
-        cannot know. N counts from the last successful search less `closure.jira_overlap` by this host's clock
-        and is rounded up: the overlap covers clock skew between this host and Jira and the search index's lag,
-        so a change is seen at least once (seeing it twice is harmless: the ledger already holds the state)."""
+        cannot know. N counts from the last successful search less the overlap, by this host's clock, rounded
+        up: the overlap (closure.search_overlap_minutes) covers clock skew between this host and Jira and the
+        search index's lag, so a change is seen at least once (twice is harmless: the ledger holds the state)."""
         if not self.opt.from_jira or self.opt.dry_run:
             return
         now = self.now()

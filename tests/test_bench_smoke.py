@@ -74,3 +74,20 @@ def test_whatif_wiki_escapes_exactly_as_sh2jira_does(monkeypatch: pytest.MonkeyP
     for text in samples:
         for name in ("jira_len", "clean", "escape"):
             assert getattr(wiki, name)(text) == originals[name](text), (name, text)
+
+
+def test_the_accounts_setup_reads_every_account_and_region_as_a_scope_of_its_own() -> None:
+    """`--accounts`: member accounts through AssumeRole; every account+region is read and written as its own scope,
+    link-backs in full batches per scope but the last, and an idle cycle costs one GetFindings per scope."""
+    n, accounts = 400, 2
+    result = perf.run(perf.Options(findings=n, link_back="status-only", jira_rate=50.0, jira_burst=50.0,
+                                   jira_latency=0.0, timeout=120.0, accounts=accounts))
+    b = result["backfill"]
+    assert b["exit"] == 0, b["log"]
+    assert b["issues"] == b["distinct_findings"] == b["expected_issues"] > 0.9 * n
+    assert b["duplicates"] == 0 and b["missing"] == 0 and b["linkbacks_present"] == b["expected_issues"]
+    assert b["time"]["scopes"] == accounts * len(REGIONS)
+    # one call per 100 findings of a scope, rounded up (each scope's last batch is the only partial one)
+    assert b["sh"]["BatchUpdateFindings"] <= b["expected_issues"] / 100 + accounts * len(REGIONS)
+    for name in ("next_cycle", "idle"):
+        assert result[name]["get_findings_per_scope"] == [(1, accounts * len(REGIONS))]

@@ -226,3 +226,9 @@ def test_validate_names_the_bad_group_by_key_and_line(tmp_path: Any) -> None:
     with pytest.raises(ConfigError) as err:
         load_config(path)
     assert "c.yaml:7: rulebook.rules[0].group_by[1]: 'colour' is not a finding field" in str(err.value)
+
+
+def test_explain_says_the_finding_is_grouped() -> None:
+    from sh2jira.rulebook import explain
+
+    assert "one issue per group by control" in explain(rulebook(), finding(1))

@@ -6,6 +6,7 @@ drafts' order, and a chunk's failure is that chunk's alone. Real `jira` client o
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import pytest
@@ -37,10 +38,8 @@ def meet_in_flight(box: JiraSandbox, parties: int) -> None:
     barrier = threading.Barrier(parties, timeout=5)
 
     def wait(_: float) -> None:
-        try:
+        with contextlib.suppress(threading.BrokenBarrierError):
             barrier.wait()
-        except threading.BrokenBarrierError:
-            pass
 
     box.app.realism.sleeper = wait
     box.app.set_latency(1)

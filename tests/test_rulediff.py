@@ -187,3 +187,20 @@ def test_next_run_says_whether_the_next_incremental_read_sees_the_finding() -> N
     assert {i.issue_key: i.next_run for i in preview.items} == {"SEC-1": True, "SEC-2": False}
     counts = preview.counts()
     assert (counts["change"], counts["issue_writes"], counts["read"]) == (2, 2, 2)
+
+
+def test_a_finding_younger_than_the_new_min_age_waits_instead_of_being_created() -> None:
+    from datetime import timedelta
+
+    from sh2jira.finding import parse_time
+
+    old = rb({**OLD, "rules": [NO_INFO]})
+    young = f(7, Workflow={"Status": "NEW"})
+    first_seen = parse_time(young.first_observed_at or young.created_at)
+    assert first_seen is not None
+    now = first_seen + timedelta(minutes=30)
+    new = rb({**OLD, "rules": [NO_INFO], "min_age": "2h"})
+    item = only(compare([young], old, new, {}, {}, now=now).items)
+    assert item.kind == SKIP and "waits for min_age until" in item.new
+    # Once it has come of age, the new rulebook creates it as the current one does.
+    assert only(compare([young], old, new, {}, {}, now=now + timedelta(hours=2)).items).kind == CREATE

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from sh2jira import securityhub_v2
 from sh2jira.ledger import OPEN, Entry
 from sh2jira.ledgers.sqlite import SqliteLedger
 from sh2jira.linkback import closed_values, full_values
@@ -15,6 +16,7 @@ from sh2jira.plan import closure_write, reopen_write
 from sh2jira.securityhub_v2 import base_scope, is_v2_scope, translate_filters, translate_values, v2_scope
 from sh2jira.sources import RoutedHub
 from tests.fixtures.ocsf import ocsf_finding
+from tests.fixtures.securityhub import securityhub_factory, securityhub_sandbox  # noqa: F401
 
 
 def test_scopes() -> None:
@@ -93,3 +95,25 @@ def test_one_source_of_record_per_finding(tmp_path: Any) -> None:
     only_v2 = RoutedHub(_Hub([]), _Hub([[doc, other]]), ledger, ["v2:us-east-1"])  # type: ignore[arg-type]
     assert list(only_v2.pages("v2:us-east-1", {})) == [[doc, other]]
     assert ledger.get([key.digest])[key.digest].region == "v2:us-east-1"  # taken over
+
+
+def test_identifiers_and_the_open_issue_check_stay_bounded(securityhub_sandbox: Any,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Memory does not grow with the number of V2 findings: only the latest IDENTS_KEPT identifiers are kept (an
+    older finding's link-back looks it up again), and the open issues' findings are read CHECK_CHUNK at a time."""
+    monkeypatch.setattr(securityhub_v2, "IDENTS_KEPT", 5)
+    monkeypatch.setattr(securityhub_v2, "CHECK_CHUNK", 4)
+    docs = [ocsf_finding(n, account="123456789012") for n in range(12)]  # the sandbox client's own account
+    securityhub_sandbox.app.v2.load(docs)
+    client = securityhub_sandbox.client()
+    gone = [("gone-1", docs[0]["metadata"]["product"]["uid"].replace(":productv2/", ":product/"))]
+    keys = [(k.id, k.product_arn) for k in (raw_key(d) for d in docs) if k is not None]
+    hub = securityhub_v2.SecurityHubV2(lambda scope: client, tracked=lambda scope: keys + gone)
+    assert sum(len(page) for page in hub.pages("v2:us-east-1", {})) == 12
+    assert len(hub._idents) == 5
+    unprocessed = hub.update("v2:us-east-1", [{"Id": fid, "ProductArn": arn} for fid, arn in keys],
+                             {"Workflow": {"Status": "NOTIFIED"}})
+    assert unprocessed == [] and len(hub._idents) == 5
+    assert [d["status_id"] for d in securityhub_sandbox.app.v2.findings()] == [2] * 12  # all 12 written
+    checked = [doc for page in hub.check_tracked("v2:us-east-1") for doc in page]
+    assert [doc["finding_info"]["uid"] for doc in checked] == ["gone-1"]  # the tombstone of the one not found

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import io
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -10,12 +11,13 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import jsonschema
 import pytest
 from prometheus_client import generate_latest
 
 from sh2jira.audit import audit
-from sh2jira.config import ConfigError, load_config
-from sh2jira.explain import planned
+from sh2jira.config import ConfigError, config_json_schema, load_config
+from sh2jira.explain import explain_finding, planned
 from sh2jira.finding import Finding, FindingError
 from sh2jira.ledger import CREATING, OPEN
 from sh2jira.metrics import Metrics
@@ -357,3 +359,28 @@ def test_the_waiting_gauge_is_apart_from_the_stuck_items() -> None:
     metrics.set_waiting(3)
     text = generate_latest(metrics.registry).decode()
     assert "sh2jira_waiting_findings 3.0" in text
+
+
+def test_the_json_schema_agrees_for_editors() -> None:
+    validator = jsonschema.Draft202012Validator(config_json_schema())
+    base = {"securityhub": {"regions": ["us-east-1"]}, "jira": {"url": "https://x.atlassian.net", "user": "a@b.c"}}
+
+    def errors(rb: dict[str, Any]) -> int:
+        return sum(1 for _ in validator.iter_errors({**base, "rulebook": {"defaults": {"project": "SEC"}, **rb}}))
+
+    good = {"sla": SLA, "min_age": "2h", "rules": [{"name": "r", "match": {"epss_min": 0.5, "known_exploited": True},
+                                                    "sla": {"CRITICAL": "1d12h"}, "min_age": "0m"}]}
+    assert errors(good) == 0
+    assert errors({"sla": {"HIGH": "7x"}}) == 1
+    assert errors({"min_age": "2 hours"}) == 1
+    assert errors({"rules": [{"name": "r", "action": "skip", "min_age": "1h"}]}) == 1
+    assert errors({"rules": [{"name": "r", "match": {"epss_min": 2}}]}) == 1
+
+
+def test_explain_shows_the_due_date() -> None:
+    cfg = SimpleNamespace(rulebook=rulebook(), securityhub=SimpleNamespace(link_back="full", regions=["us-east-1"],
+                                                                            aggregation=False, accounts=[]))
+    out = io.StringIO()
+    explain_finding(cfg, inspector(ExploitAvailable="YES"), out)
+    text = out.getvalue()
+    assert "due 3d after first seen" in text and '"duedate": "2022-01-20"' in text

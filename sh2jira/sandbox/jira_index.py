@@ -91,6 +91,8 @@ class SearchIndex:
         self._versions: dict[str, list[tuple[float, dict[str, Any]]]] = {}
         self.writes = 0  # grows with every recorded view: a search's hits stay valid while it does not move
         self.hit_cache: tuple[Any, list[str]] | None = None  # the last cacheable query's key and hits (jira_search)
+        # The issue keys and ids known when `writes` had this value (JiraStore.known_values: every search checks them).
+        self.known_cache: tuple[int, dict[str, set[str]]] | None = None
 
     def record(self, view: dict[str, Any]) -> None:
         self._versions.setdefault(str(view["id"]), []).append((self.clock(), view))

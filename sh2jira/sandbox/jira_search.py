@@ -3,6 +3,11 @@ Data Center's /search (startAt/total), and Cloud's removed /search (410 Gone).
 
 Matching runs on the lagging index (see JiraStore.searchable); the issues returned are read fresh, as a
 real search hydrates its hits from the database.
+
+A query's hits are kept while the index has had no write, so paging a large result does not re-run the JQL over
+every issue for every page. On Cloud the nextPageToken also carries the time of the query's first page, and later
+pages read relative dates (`updated >= -10m`) as of then: every page of one paging answers the same query, and such
+a query's hits are kept too.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from .jira_http import Ctx, Reply, Route
@@ -52,14 +58,16 @@ def _as_list(value: Any) -> list[str]:
     return [p for v in items for p in str(v).split(",") if p]
 
 
-def _hits(ctx: Ctx, jql: str, reconcile: list[str], validate: bool = True) -> tuple[list[str], list[str]]:
+def _hits(ctx: Ctx, jql: str, reconcile: list[str], validate: bool = True,
+          at: datetime | None = None) -> tuple[list[str], list[str]]:
     """Ids of the issues matching `jql` on the index, in the query's order, and any warnings.
 
     Values that do not exist on the site (a project, a status, an issue key) are Jira's 400s, or
-    warnings when the caller turned validation off (Data Center's validateQuery=false)."""
+    warnings when the caller turned validation off (Data Center's validateQuery=false). `at`: the time relative
+    dates are read at (the first page's, from a Cloud token), else now."""
     compile_jql = ctx.jql or default_compiler()
     try:
-        query = compile_jql(jql, now=ctx.store.now())
+        query = compile_jql(jql, now=at or ctx.store.now())
     except ValueError as exc:  # JqlError is a ValueError carrying Jira's messages
         raise JiraFailure(400, list(getattr(exc, "messages", None) or [str(exc)])) from None
     check = getattr(query, "check_values", None)
@@ -67,10 +75,11 @@ def _hits(ctx: Ctx, jql: str, reconcile: list[str], validate: bool = True) -> tu
     if problems and validate:
         raise JiraFailure(400, problems)
     # Paging through a large result re-runs the same query page after page: its hits are kept while the index has
-    # had no write, there is no index lag, and the query has no relative date (whose meaning moves with the clock).
+    # had no write and there is no index lag; with a relative date only when pinned to a time (`at`).
     index = ctx.store.index
-    key = (jql, index.writes)
-    cacheable = not reconcile and not ctx.realism.lag and not _RELATIVE_DATE.search(jql)
+    relative = bool(_RELATIVE_DATE.search(jql))
+    key = (jql, index.writes, at.isoformat() if relative and at else None)
+    cacheable = not reconcile and not ctx.realism.lag and (at is not None or not relative)
     cached = index.hit_cache
     if cacheable and cached is not None and cached[0] == key:
         return list(cached[1]), problems
@@ -84,18 +93,19 @@ def _hits(ctx: Ctx, jql: str, reconcile: list[str], validate: bool = True) -> tu
 _RELATIVE_DATE = re.compile(r"-\s*\d+\s*[wdhm]|now\(|start[A-Z]|end[A-Z]|current", re.IGNORECASE)
 
 
-def _token(offset: int, jql: str) -> str:
-    raw = json.dumps({"o": offset, "q": hashlib.sha256(jql.encode()).hexdigest()[:16]})
+def _token(offset: int, jql: str, at: datetime) -> str:
+    raw = json.dumps({"o": offset, "q": hashlib.sha256(jql.encode()).hexdigest()[:16], "t": at.isoformat()})
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def _offset(token: str | None, jql: str) -> int:
+def _offset(token: str | None, jql: str) -> tuple[int, datetime | None]:
+    """Where a token resumes, and the time its query's first page was answered at."""
     if not token:
-        return 0
+        return 0, None
     try:
         data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         if data["q"] == hashlib.sha256(jql.encode()).hexdigest()[:16]:
-            return int(data["o"])
+            return int(data["o"]), datetime.fromisoformat(data["t"])
     except (ValueError, KeyError, TypeError):
         pass
     raise JiraFailure(400, ["The provided next page token is invalid or expired."])
@@ -134,13 +144,14 @@ def search_jql(ctx: Ctx) -> Reply:
     fields = _as_list(p.get("fields"))
     cap = CLOUD_ID_ONLY_MAX if set(fields) <= {"id", "key"} else CLOUD_MAX
     limit = min(max(ctx.int_arg(p, "maxResults", 50), 0), cap)
-    offset = _offset(p.get("nextPageToken"), jql)
-    ids, _ = _hits(ctx, jql, _as_list(p.get("reconcileIssues")))
+    offset, at = _offset(p.get("nextPageToken"), jql)
+    at = at or ctx.store.now()
+    ids, _ = _hits(ctx, jql, _as_list(p.get("reconcileIssues")), at=at)
     page = ids[offset : offset + limit]
     body: dict[str, Any] = {"issues": _render(ctx, page, p, "id")}
     is_last = offset + len(page) >= len(ids)
     if not is_last:
-        body["nextPageToken"] = _token(offset + len(page), jql)
+        body["nextPageToken"] = _token(offset + len(page), jql, at)
     body["isLast"] = is_last
     return Reply(200, body)
 

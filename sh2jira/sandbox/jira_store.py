@@ -390,8 +390,15 @@ class JiraStore:
         return jql_view(self.catalog, self.flavour, issue)
 
     def known_values(self) -> dict[str, set[str]]:
+        """What exists on the site (catalog read fresh; the issues' keys and ids kept until the next index write,
+        since every search checks them and reading 100,000 issues per search page would dominate it)."""
         with self.lock:
-            return known_values(self.catalog, self.flavour, self.issues.values())
+            cached = self.index.known_cache
+            if cached is None or cached[0] != self.index.writes:
+                every = known_values(self.catalog, self.flavour, self.issues.values())
+                cached = (self.index.writes, {"key": every["key"], "id": every["id"]})
+                self.index.known_cache = cached
+            return {**known_values(self.catalog, self.flavour, ()), **cached[1]}
 
     def searchable(self, lag: float, reconcile: Iterable[str] = ()) -> list[dict[str, Any]]:
         """The JQL views a search sees now (see SearchIndex.visible)."""

@@ -12,7 +12,9 @@ import pytest
 
 from sh2jira.finding import FindingKey
 from sh2jira.reconcile import Reconciler, run_command
+from tests.e2e.test_shared_ledger import dynamodb_block
 from tests.e2e.world import DEFAULT_RULEBOOK, Provider, World, finding, sandbox, world  # noqa: F401
+from tests.fixtures.ledgers import MotoServer, moto_server, table_name  # noqa: F401
 
 GROUPED = DEFAULT_RULEBOOK.format(control_findings="by-finding") + """\
   - name: controls-grouped
@@ -171,3 +173,67 @@ def test_reconcile_fix_closes_a_younger_group_duplicate_and_orphaned_group(group
     got = reconcile(world, fix=True)
     assert got["orphans"] == 0 and world.sandbox.jira_app.issue(kept)["statusCategory"] == "done"
     assert cycle(world).created == 0 and len(group_issues(world)) == 2
+
+
+def test_group_resolved_in_jira_then_the_ledger_lost_resolves_the_members_not_the_decision(grouped: Any) -> None:
+    world, _, docs = grouped
+    key = the_group_issue(world)["key"]
+    world.sandbox.jira_app.transition_issue(key, "Done", resolution="Won't Do")
+    for suffix in ("", "-wal", "-shm"):  # lost before the closure reached the findings
+        Path(f"{world.tmp / 'ledger.sqlite3'}{suffix}").unlink(missing_ok=True)
+    report = cycle(world)
+    assert report.created == 0 and report.reopened == 0 and report.from_jira == 3
+    assert world.sandbox.jira_app.issue(key)["statusCategory"] == "done"
+    assert [workflow(world, d) for d in docs] == ["SUPPRESSED"] * 3
+
+
+def test_grouping_on_the_dynamodb_ledger(world: World, moto_server: MotoServer, tmp_path: Path) -> None:
+    """The same flow on the shared ledger (conditional writes per entry revision): create, a member passes, one
+    joins, the group issue resolved in Jira; every cycle without an error, one issue."""
+    from sh2jira.cli import main
+    from sh2jira.config import load_config
+
+    table = table_name(tmp_path, "ddb")
+    assert main(["ledger", "init", "-c", str(world.write_config(
+        ledger=dynamodb_block(moto_server, table), rulebook=GROUPED))]) == 0
+    cfg = load_config(world.write_config(ledger=dynamodb_block(moto_server, table), rulebook=GROUPED))
+    cfg = cfg.model_copy(update={"securityhub": cfg.securityhub.model_copy(
+        update={"endpoint_url": world.sandbox.securityhub.url})})
+    provider = Provider(world)
+    docs = [provider.send(finding(n)) for n in range(3)]
+    first = world.cycle(cfg)
+    assert (first.created, first.errors) == (1, [])
+    provider.send({**docs[0], "Compliance": PASSED})
+    provider.send(finding(9))
+    second = world.cycle(cfg)
+    assert (second.created, second.updated, second.errors) == (0, 1, [])
+    key = the_group_issue(world)["key"]
+    assert "3 active" in world.sandbox.jira_app.issue(key)["summary"] and linked(world, finding(9)) == key
+    world.sandbox.jira_app.transition_issue(key, "Done", resolution="Done")
+    third = world.cycle(cfg)
+    assert (third.from_jira, third.errors) == (3, []) and len(world.issues()) == 1
+
+
+def test_vulnerability_groups_one_cve_across_resources(world: World) -> None:
+    rules = DEFAULT_RULEBOOK.format(control_findings="by-finding") + """\
+  - name: cves
+    match: {product: [Inspector]}
+    group_by: vulnerability
+"""
+    provider = Provider(world)
+
+    def inspector(n: int, cve: str) -> dict[str, Any]:
+        doc = finding(n)
+        doc.pop("Compliance")
+        return doc | {"ProductName": "Inspector", "GeneratorId": "AWSInspector", "Title": f"{cve} - openssl",
+                      "Id": f"arn:aws:inspector2:us-east-1:111122223333:finding/{n:04d}",
+                      "Vulnerabilities": [{"Id": cve, "VulnerablePackages": [{"Name": "openssl", "Version": "1"}]}]}
+
+    docs = [provider.send(inspector(n, "CVE-2024-0001")) for n in range(3)]
+    other = provider.send(inspector(3, "CVE-2024-0002"))
+    report = world.cycle(world.config(rulebook=rules))
+    assert report.created == 2 and len(world.issues()) == 2
+    by_cve = {i["summary"].split(" in ")[0].removeprefix("[group] "): i for i in world.issues()}
+    assert "3 active" in by_cve["CVE-2024-0001"]["summary"] and "1 active" in by_cve["CVE-2024-0002"]["summary"]
+    assert {linked(world, d) for d in docs} == {by_cve["CVE-2024-0001"]["key"]}
+    assert linked(world, other) == by_cve["CVE-2024-0002"]["key"]

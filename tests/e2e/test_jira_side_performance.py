@@ -5,7 +5,6 @@ a person's resolve and reopen are still seen; bulk creates go out side by side w
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager

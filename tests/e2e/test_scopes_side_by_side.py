@@ -102,11 +102,11 @@ def test_every_scope_is_read_and_synced_side_by_side(org: tuple[World, HttpSts])
     syncer = world.syncer(org_config(world))
     report = syncer.run_cycle()
     assert (report.created, report.linkbacks, report.scope_errors) == (18, 18, [])
-    for (account, region), placed in docs.items():
-        assert all(linked(world, d) for d in placed)
-        newest = max(parse_iso(d["UpdatedAt"]) for d in placed)
+    for (account, region), mine in docs.items():
+        assert all(linked(world, d) for d in mine)
+        newest = parse_iso(max(d["UpdatedAt"] for d in mine))
         assert cursor(syncer, account, region) == newest  # each scope's cursor is its own newest change
-        for d in placed:  # each entry remembers the scope it was read through (its link-back goes back there)
+        for d in mine:  # each entry remembers the scope it was read through (its link-back goes back there)
             digest = FindingKey(d["ProductArn"], d["Id"]).digest
             assert syncer.ledger.get([digest])[digest].region == f"{account}/{region}"
     assert world.cycle(org_config(world)).created == 0
@@ -130,17 +130,16 @@ def test_a_stop_in_the_middle_leaves_each_scope_cursor_behind_its_unwritten_page
     syncer.should_stop = lambda: pages[0] >= 5
     report = syncer.run_cycle()
     assert report.stopped and 0 < report.created < 42
-    for (account, region), placed in docs.items():
-        written = {d["Id"] for d in placed
-                   if (e := syncer.ledger.get([FindingKey(d["ProductArn"], d["Id"]).digest])) and e}
+    for (account, region), mine in docs.items():
+        written = {d["Id"] for d in mine if syncer.ledger.get([FindingKey(d["ProductArn"], d["Id"]).digest])}
         at = cursor(syncer, account, region)
         if at is None:
             continue
         # every finding of the scope up to its cursor is in the ledger: a restart re-reads, never skips
-        assert all(d["Id"] in written for d in placed if parse_iso(d["UpdatedAt"]) <= at), (account, region)
+        assert all(d["Id"] in written for d in mine if parse_iso(d["UpdatedAt"]) <= at), (account, region)
     assert world.cycle(cfg).created == 42 - report.created
-    for placed in docs.values():
-        for d in placed:
+    for mine in docs.values():
+        for d in mine:
             world.issue_for(d["Id"], d["ProductArn"])  # exactly one issue each
 
 

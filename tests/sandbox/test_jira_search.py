@@ -219,3 +219,26 @@ def test_changed_misused_is_jiras_400(jira_sandbox: JiraSandbox, jql: str, messa
         jira.search_issues(jql)
     assert caught.value.status_code == 400
     assert message in (caught.value.text or "")
+
+
+def test_cloud_pages_of_a_relative_date_query_answer_as_of_its_first_page(jira_cloud: JiraSandbox) -> None:
+    """The token pins the first page's time: a query with `-Nm` is the same query on every page (nothing shifts
+    between pages as the clock moves), and its hits are kept, not computed again for every page."""
+    jira = jira_cloud.client()
+    for n in range(5):
+        create(jira, f"n{n}", ["batch"])
+    jql = "labels = batch AND created >= -10m ORDER BY key ASC"
+    first = jira.enhanced_search_issues(jql, maxResults=2, json_result=True)
+    assert isinstance(first, dict)
+    cached = jira_cloud.app.store.index.hit_cache
+    jira_cloud.clock.advance(3600)  # an hour later the query (read now) would match nothing
+    rest: list[str] = []
+    token = first["nextPageToken"]
+    while token:
+        page = jira.enhanced_search_issues(jql, maxResults=2, nextPageToken=token, json_result=True)
+        assert isinstance(page, dict)
+        rest += [i["key"] for i in page["issues"]]
+        token = page.get("nextPageToken")
+        assert jira_cloud.app.store.index.hit_cache is cached  # answered from the first page's hits
+    assert rest == ["SEC-3", "SEC-4", "SEC-5"]
+    assert keys(jira.enhanced_search_issues(jql, maxResults=0)) == []  # a new search reads it now
