@@ -80,3 +80,14 @@ def test_a_failed_chunk_fails_only_its_own_drafts(jira_sandbox: JiraSandbox, sta
     by_key = summaries(jira_sandbox)
     assert len(by_key) == 100
     assert all(by_key[r.key] == f"finding {r.index:03d}" for r in results if r.failure is None)
+
+
+def test_a_refused_token_stops_the_chunks_not_yet_sent(jira_sandbox: JiraSandbox) -> None:
+    """401 is not the chunk's fault: the chunks still waiting are not sent, and every draft carries the error (the
+    caller records the others' results, then stops the cycle; these intents stay CREATING, checked by label)."""
+    writer = sink(jira_sandbox, 1)
+    jira_sandbox.app.inject_fault("POST", "/issue/bulk", status=401)
+    results = writer.create_many(drafts(150))
+    assert jira_sandbox.app.calls[BULK] == 1
+    assert {type(r.failure).__name__ for r in results} == {"JiraAuthError"}
+    assert jira_sandbox.app.issues() == []
