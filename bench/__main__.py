@@ -27,6 +27,8 @@ def parser() -> argparse.ArgumentParser:
     perf.add_argument("--jira-latency", type=float, default=0.1, help="seconds added to every Jira request")
     perf.add_argument("--sh-pacing", choices=["on", "off"], help="securityhub.pacing (default: sh2jira's default)")
     perf.add_argument("--jira-pace", type=float, help="jira.max_requests_per_second (default: unset)")
+    perf.add_argument("--jira-concurrency", type=int, choices=range(1, 11), metavar="1..10",
+                      help="jira.max_concurrency: bulk creates in flight at once (default: sh2jira's, 3)")
     perf.add_argument("--accounts", type=int, default=0, choices=range(0, 9), metavar="0..8",
                       help="member accounts read through AssumeRole, each account+region a scope with its own "
                            "quotas (the issue's setup: 8); 0: one administrator account reads them all")
@@ -54,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
                    timeout=args.timeout, seed=args.seed, workdir=args.workdir,
                    whatif=tuple(name for name in args.whatif.split(",") if name),
                    sh_pacing=None if args.sh_pacing is None else args.sh_pacing == "on", jira_pace=args.jira_pace,
-                   accounts=args.accounts)
+                   accounts=args.accounts, jira_concurrency=args.jira_concurrency)
     result = run(opts)
     result["command"] = "python -m bench " + " ".join(sys.argv[1:] if argv is None else argv)
     print(summary(result))

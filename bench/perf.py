@@ -55,6 +55,7 @@ class Options:
     whatif: tuple[str, ...] = ()  # perf_whatif patches applied in sh2jira's process (none: the code as it is)
     sh_pacing: bool | None = None  # securityhub.pacing (None: sh2jira's default)
     jira_pace: float | None = None  # jira.max_requests_per_second (None: unset)
+    jira_concurrency: int | None = None  # jira.max_concurrency (None: sh2jira's default)
     accounts: int = 0  # member accounts reached by AssumeRole (0: one administrator account reads every account)
 
 
@@ -66,7 +67,8 @@ def run(opts: Options) -> dict[str, Any]:
     try:
         load = world.load(opts.findings, opts.seed)
         config = world.write_config(link_back=opts.link_back, remote_links=opts.remote_links,
-                                    sh_pacing=opts.sh_pacing, jira_pace=opts.jira_pace)
+                                    sh_pacing=opts.sh_pacing, jira_pace=opts.jira_pace,
+                                    jira_concurrency=opts.jira_concurrency)
         result: dict[str, Any] = {"options": {k: str(v) if isinstance(v, Path) else v
                                               for k, v in asdict(opts).items()},
                                   "load": asdict(load), "sh2jira_tree": _tree()}

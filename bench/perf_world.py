@@ -256,9 +256,10 @@ class BenchWorld:
     # -- sh2jira's side ------------------------------------------------------------------------------------
     def write_config(self, *, link_back: str = "status-only", regions: Iterable[str] = REGIONS,
                      remote_links: bool = False, name: str = "bench.yaml", ledger: str = "ledger.sqlite3",
-                     sh_pacing: bool | None = None, jira_pace: float | None = None) -> Path:
-        """The config an admin would write for this world; pacing keys only when given (else sh2jira's
-        defaults: Security Hub paced at 95% of the quotas, Jira not paced)."""
+                     sh_pacing: bool | None = None, jira_pace: float | None = None,
+                     jira_concurrency: int | None = None) -> Path:
+        """The config an admin would write for this world; pacing and concurrency keys only when given (else
+        sh2jira's defaults: Security Hub paced at 95% of the quotas, Jira not paced, 3 bulk creates in flight)."""
         text = CONFIG.format(regions=", ".join(regions), sh_url=self.sh_server.url, link_back=link_back,
                              jira_url=self.jira_server.url, flavour=self.jira_app.flavour,
                              user=launch.BOT.email if self.jira_app.flavour == "cloud" else "",
@@ -266,7 +267,8 @@ class BenchWorld:
                              rulebook=textwrap.indent(RULEBOOK, "  "),
                              sh_extra=("" if sh_pacing is None else f"  pacing: {str(sh_pacing).lower()}\n")
                              + self._accounts_yaml(),
-                             jira_extra="" if jira_pace is None else f"  max_requests_per_second: {jira_pace}\n")
+                             jira_extra=("" if jira_pace is None else f"  max_requests_per_second: {jira_pace}\n")
+                             + ("" if jira_concurrency is None else f"  max_concurrency: {jira_concurrency}\n"))
         path = self.tmp / name
         path.write_text(text)
         return path

@@ -157,8 +157,7 @@ class GroupPlanner:
             labels = tuple(dict.fromkeys((MANAGED_LABEL, f"sh2jira-{key}",
                                           *(lb for lb in base.labels if lb not in own))))
             entry = self.work[key].with_(project=base.project, priority=priority, labels=labels,
-                                         severity=max((m.severity for m in doc.active), key=groups.rank,
-                                                      default=""),
+                                         severity=groups.highest_severity(doc),
                                          fingerprint=groups.fingerprint(summary, text, priority))
             draft = dataclasses.replace(base, summary=summary, description=text, priority=priority, labels=labels,
                                         properties={IDENTITY_PROPERTY: groups.identity(entry)})

@@ -3,7 +3,9 @@
 - Before planning a page, the group entries its findings may need are read with the findings' entries.
 - Groups touched while a cycle runs are refreshed once, at its end (`flush`): one transition when the group's
   state changes, one edit when its fields do. The touched set is kept in the ledger (cursor `groups:touched`) as
-  well, so a crash before the refresh leaves it for the next cycle; a refresh that fails stays touched.
+  well, so a crash before the refresh leaves it for the next cycle. A refresh that fails stays touched and goes to
+  the retry queue (kind `group_refresh`): it is tried again when its back-off ends (one minute, doubling, at most
+  6 h), not every cycle, and `reconcile` lists it as stuck until then.
 - Recovery: members whose group's create had an unknown outcome wait in `creating`; once the group is adopted
   (label search) or created they take its issue, and when it turned out to be lost they are planned again.
 - Jira-side: a closure or reopen a person made on a group issue becomes writes to its members' findings.
@@ -19,11 +21,10 @@ from typing import TYPE_CHECKING
 
 from .failures import is_item_failure, item_error
 from .finding import Finding
-from .groups import ACTIVE, CLOSED_JIRA, GroupDoc, group_of, is_group_key, plan_refresh
+from .groups import ACTIVE, CLOSED_JIRA, GroupDoc, is_group_key, needed, plan_refresh
 from .jira_sink import NoTransition
 from .ledger import CLOSED, CREATING, FAILED, OPEN, Entry
 from .plan import FindingWrite
-from .rulebook import decide
 
 if TYPE_CHECKING:
     from .sync import CycleReport, Syncer
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CURSOR = "groups:touched"
+REFRESH = "group_refresh"  # the retry queue's kind for a group issue's refresh
 
 
 class GroupSync:
@@ -44,20 +46,17 @@ class GroupSync:
 
     def with_groups(self, findings: Iterable[Finding], by_key: Mapping[str, Entry]) -> dict[str, Entry]:
         """The page's entries plus the group entries its members and joiners need (one more ledger read)."""
-        keys = {e.group for e in by_key.values() if e.group}
-        if self.grouping:
-            for f in findings:
-                entry = by_key.get(f.key.digest)
-                if entry is None or entry.state == FAILED:
-                    route = decide(self.s.rulebook, f).route
-                    gid = group_of(f, route.group_by) if route is not None else None
-                    if gid is not None:
-                        keys.add(gid.key)
+        keys = needed(findings, by_key, [self.s.rulebook])
         return {**by_key, **self.s.ledger.get(keys)} if keys else dict(by_key)
 
     # -- once per cycle ---------------------------------------------------------------------------------------
     def begin(self) -> None:
         self.touched = set(json.loads(self.s.ledger.cursor(CURSOR) or "[]"))
+
+    def due(self, keys: Iterable[str]) -> None:
+        """Groups whose failed refresh is due again (retry_driver): touched, so this cycle's flush refreshes them
+        even when no member of theirs is read (or the touched set was lost)."""
+        self.touch(keys)
 
     def touch(self, keys: Iterable[str]) -> None:
         new = set(keys) - self.touched
@@ -70,15 +69,24 @@ class GroupSync:
         if not self.touched or self.s.opt.dry_run:
             return
         entries = self.s.ledger.get(self.touched)
+        backing_off = self.s.retry.waiting(REFRESH, self.touched)
         left: set[str] = set()
+        settled: list[str] = []
         for key in sorted(self.touched):
             entry = entries.get(key)
             if entry is None or entry.state not in (OPEN, CLOSED) or not entry.issue_key:
                 if entry is not None and entry.state == CREATING:
                     left.add(key)  # refreshed once recovery knows its issue
+                else:
+                    settled.append(key)
                 continue
-            if not self._refresh(entry, report):
+            if key in backing_off:
+                left.add(key)  # failed before: tried again when its back-off ends
+            elif self._refresh(entry, report):
+                settled.append(key)
+            else:
                 left.add(key)
+        self.s.retry.succeeded(REFRESH, settled)
         self.touched = left
         self.s.ledger.set_cursor(CURSOR, json.dumps(sorted(left)))
 
@@ -102,13 +110,14 @@ class GroupSync:
                     report.reopened += 1
                 log.info("%s group issue %s", "resolved" if resolve else "reopened", key, extra={"issue_key": key})
             if r.fields:
-                s.sink.update(key, r.fields, (), (), None)
+                s.sink.update(key, r.fields, (), (), r.edit_comment)
                 report.updated += 1
         except Exception as exc:
             if not is_item_failure(exc) and not isinstance(exc, NoTransition):
                 raise
-            report.errors.append(item_error(exc, f"refresh of group issue {key} failed (tried again next cycle)"))
-            log.warning("%s", report.errors[-1], extra={"issue_key": key})
+            error = item_error(exc, f"refresh of group issue {key} failed")
+            report.errors.append(f"{error} (retried with back-off)")
+            self.s.retry.failed(REFRESH, entry, error, issue_key=key)
             return False
         s.ledger.put([r.entry])
         return True
@@ -182,4 +191,4 @@ class GroupSync:
         return out
 
 
-__all__ = ["CURSOR", "GroupSync"]
+__all__ = ["CURSOR", "REFRESH", "GroupSync"]

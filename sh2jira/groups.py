@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,6 +121,26 @@ def group_of(finding: Finding, group_by: Sequence[str]) -> GroupId | None:
     if not all(values):
         return None
     return GroupId(kind, values)
+
+
+def needed(findings: Iterable[Finding], by_key: Mapping[str, Entry], rulebooks: Sequence[Any]) -> set[str]:
+    """The group entries a page's planning needs beside the findings' own: the groups of tracked members, and
+    the groups untracked findings would join under each of `rulebooks` (the run passes one, the preview two)."""
+    from .ledger import FAILED
+    from .rulebook import decide
+
+    keys = {e.group for e in by_key.values() if e.group}
+    grouping = [rb for rb in rulebooks if any(rule.group_by is not None for rule in rb.rules)]
+    for f in findings if grouping else ():
+        entry = by_key.get(f.key.digest)
+        if entry is not None and entry.state != FAILED:
+            continue
+        for rb in grouping:
+            route = decide(rb, f).route
+            gid = group_of(f, route.group_by) if route is not None else None
+            if gid is not None:
+                keys.add(gid.key)
+    return keys
 
 
 # -- the member list kept on the group entry -----------------------------------------------------------------
@@ -305,13 +325,22 @@ class Refresh:
     transition: str  # "resolve" | "reopen" | ""
     comment: str
     fields: Mapping[str, str]  # summary / description / priority that changed
+    edit_comment: str | None = None  # with the edit: the priority changed (render.severity_comment, as a finding's)
+
+
+def highest_severity(doc: GroupDoc) -> str:
+    """The severity the group's priority follows: its highest active member's (the closed ones' when none is)."""
+    return max((m.severity for m in doc.active or doc.members), key=rank, default="")
 
 
 def plan_refresh(entry: Entry, fallback_priority: str = "") -> Refresh:
     """The group's state from its members: resolve when none is active, reopen when one is; the fields that
-    changed (an issue resolved stays as it is: only a reopened or open issue is edited)."""
+    changed (an issue resolved stays as it is: only a reopened or open issue is edited). A priority change comes
+    with the comment a finding's issue gets (the highest member's severity and the priority, old and new), so
+    triage sees why the group moved; not when the old priority is unknown (an entry rebuilt from Jira)."""
     doc = GroupDoc.decode(entry.members)
     transition, comment, state = "", "", entry.state
+    edit_comment: str | None = None
     if entry.state == OPEN and doc.members and not doc.active:
         transition, comment, state = "resolve", closure_comment(doc), CLOSED
     elif entry.state == CLOSED and doc.active:
@@ -328,10 +357,14 @@ def plan_refresh(entry: Entry, fallback_priority: str = "") -> Refresh:
 
         old = decode_fingerprint(entry.fingerprint)
         fields = {k: v for k, v in wanted.items() if old.get(k) != hashes[k][:16]}
-        new = new.with_(fingerprint=encode_fingerprint(hashes), priority=wanted["priority"])
-    return Refresh(new, transition, comment, fields)
+        severity = highest_severity(doc)
+        if "priority" in fields and entry.priority and entry.priority != wanted["priority"]:
+            edit_comment = render.severity_comment(entry.severity or severity, severity, entry.priority,
+                                                   wanted["priority"])
+        new = new.with_(fingerprint=encode_fingerprint(hashes), priority=wanted["priority"], severity=severity)
+    return Refresh(new, transition, comment, fields, edit_comment)
 
 
 __all__ = ["ACTIVE", "CLOSED_JIRA", "CLOSED_SH", "FIELD_NAMES", "GROUP_KINDS", "GroupDoc", "GroupId", "Member",
-           "Refresh", "description", "field_problem", "group_entry", "group_of", "identity", "is_group_key",
-           "member_of", "name", "plan_refresh", "priority", "summary", "vulnerability_id"]
+           "Refresh", "description", "field_problem", "group_entry", "group_of", "highest_severity", "identity",
+           "is_group_key", "member_of", "name", "needed", "plan_refresh", "priority", "summary", "vulnerability_id"]

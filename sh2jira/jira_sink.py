@@ -277,18 +277,11 @@ class JiraSink:
         A chunk's failure is its own: its drafts carry the exception in `failure`, the other chunks' results
         stand. Once a chunk meets a failure that is not the chunk's own (Jira unreachable, token refused), the
         chunks not yet sent are not sent: they carry the same exception."""
-        chunks = [(start, drafts[start : start + self.bulk_size]) for start in range(0, len(drafts), self.bulk_size)]
+        chunks = self.chunks(drafts)
         halted: list[BaseException] = []
 
         def run(start: int, chunk: Sequence[IssueDraft]) -> list[Created]:
-            if halted:
-                return [Created(start + i, failure=halted[0]) for i in range(len(chunk))]
-            try:
-                return self._create_chunk(start, chunk)
-            except Exception as exc:
-                if isinstance(exc, JiraSetupError):
-                    halted.append(exc)
-                return [Created(start + i, failure=exc) for i in range(len(chunk))]
+            return self.create_chunk(start, chunk, halted)
 
         workers = min(self.max_concurrency, len(chunks))
         if workers <= 1:
@@ -296,6 +289,23 @@ class JiraSink:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sh2jira-create") as pool:
             futures = [pool.submit(run, start, chunk) for start, chunk in chunks]
             return [r for future in futures for r in future.result()]
+
+    def chunks(self, drafts: Sequence[IssueDraft]) -> list[tuple[int, Sequence[IssueDraft]]]:
+        """The bulk-create calls `drafts` make: (index of the first draft, at most `bulk_size` drafts)."""
+        return [(start, drafts[start : start + self.bulk_size]) for start in range(0, len(drafts), self.bulk_size)]
+
+    def create_chunk(self, start: int, chunk: Sequence[IssueDraft], halted: list[BaseException]) -> list[Created]:
+        """One chunk's results; a failure is kept in each result. `halted` is shared by the chunks of one
+        create_many (or one create pipeline): after a failure that is not the chunk's own (JiraSetupError), the
+        chunks not yet sent are not sent and carry it too."""
+        if halted:
+            return [Created(start + i, failure=halted[0]) for i in range(len(chunk))]
+        try:
+            return self._create_chunk(start, chunk)
+        except Exception as exc:
+            if isinstance(exc, JiraSetupError):
+                halted.append(exc)
+            return [Created(start + i, failure=exc) for i in range(len(chunk))]
 
     def _create_chunk(self, start: int, chunk: Sequence[IssueDraft]) -> list[Created]:
         """One POST /issue/bulk of at most 50; raises what the call met (the caller keeps it per chunk)."""

@@ -18,7 +18,8 @@ from prometheus_client.exposition import choose_encoder
 
 PREFIX = "sh2jira_"
 ERROR_KINDS = ("create", "update", "transition", "linkback", "cycle", "startup", "auth")
-STUCK_KINDS = ("create", "update", "comment", "transition", "linkback", "finding_write", "remote_link")
+STUCK_KINDS = ("create", "update", "comment", "transition", "linkback", "finding_write", "remote_link",
+               "group_refresh")
 OUTCOMES = ("success", "partial", "failure")
 DURATION_BUCKETS = (1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
 # Error codes botocore's standard/adaptive retry modes treat as throttling (plus HTTP 429 itself).

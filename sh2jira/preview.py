@@ -30,13 +30,14 @@ from .app import open_hub, open_ledger, open_sources, source_scopes
 from .config import Config
 from .explain import not_read_reason
 from .finding import Finding, FindingError
+from .groups import needed
 from .ledger import OPEN, Ledger
 from .ledgers.sqlite import SqliteLedger
 from .ocsf import parse_any
 from .overlay import OverlayLedger
 from .plan import alias_of
 from .rulebook import Rulebook, coarse_filters
-from .rulediff import CHANGE, CREATE, REROUTE, RESUME, SKIP, UNREAD, Item, Preview, compare
+from .rulediff import CHANGE, CREATE, JOIN, KEEP, REROUTE, RESUME, SKIP, UNREAD, Item, Preview, compare
 from .securityhub import ScopeUnavailable, changed_since_filters, parse_iso
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,10 @@ def _preview_scope(old: Config, new: Config, hub: Any, ledger: Ledger, scope: st
     start = now - timedelta(days=old.securityhub.first_run_lookback_days)
     findings = list(_read(old, new, hub, ledger, scope, first, min(start, since or start), now))
     by_key = ledger.get(f.key.digest for f in findings)
+    # The group entries either plan needs, as the run reads them (group_sync.with_groups): members' groups, and
+    # the groups untracked findings would join.
+    wanted = needed(findings, by_key, [old.rulebook, new.rulebook])
+    by_key = {**by_key, **ledger.get(wanted)} if wanted else by_key
     by_alias = ledger.by_alias(a for f in findings if (a := alias_of(f)))
 
     def read_next(f: Finding) -> bool:
@@ -135,7 +140,7 @@ def _parsed(page: list[dict[str, Any]], seen: set[str]) -> Iterator[Finding]:
 # -- output --------------------------------------------------------------------------------------------------
 
 _LABELS = {CHANGE: "CHANGE ", REROUTE: "REROUTE", CREATE: "CREATE ", SKIP: "SKIP   ", RESUME: "RESUME ",
-           UNREAD: "UNREAD "}
+           UNREAD: "UNREAD ", JOIN: "JOIN   ", KEEP: "KEEP   "}
 
 
 def _show(value: Any) -> str:
@@ -162,33 +167,46 @@ def line(item: Item) -> str:
     if item.kind == CREATE:
         w = item.writes
         head += f" [{w.get('project')}/{w.get('issue_type')}/{w.get('priority')}] {w.get('summary', '')}"
+    if item.kind == CHANGE and item.group:
+        head += " (group issue)"
     parts = []
-    if item.kind in (REROUTE, SKIP, RESUME, UNREAD):
+    if item.members:
+        shown = ", ".join(item.members[:5]) + (f" and {len(item.members) - 5} more" if len(item.members) > 5 else "")
+        parts.append(f"{'with' if item.kind == CREATE else 'joined by'} {len(item.members)} finding(s): {shown}")
+    if item.kind in (REROUTE, SKIP, RESUME, UNREAD, JOIN, KEEP):
         parts.append(f"was {item.old}, now {item.new}")
     for c in item.changes:
         mark = "" if c.written or not item.issue_key else " (not written: kept on the existing issue)"
         parts.append(f"{c.field}: {_change(c.old, c.new)}{mark}")
+    if item.writes.get("transition"):
+        parts.append(f"{item.writes['transition']}d by the refresh")
     if item.writes.get("comment"):
         parts.append("with a comment")
     if item.note:
         parts.append(item.note)
     if not item.next_run:
         parts.append("applies when the finding next changes (the next run does not read it)")
-    return f"{head}  {'; '.join(parts)}  (finding {item.finding_id})"
+    whole_group = bool(item.group) and (not item.finding_id or item.kind == CREATE)  # not one member's item
+    about = f"group {item.group}" if whole_group else f"finding {item.finding_id}"
+    return f"{head}  {'; '.join(parts)}  ({about})"
 
 
 def summary(counts: dict[str, int]) -> str:
     return (f"{counts[CHANGE]} issue(s) change, {counts[REROUTE]} re-routed, {counts[CREATE]} to create "
             f"({counts['newly_ticketed']} newly ticketed), {counts[SKIP]} skipped ({counts['tracked_skipped']} "
-            f"tracked issue(s) no longer edited), {counts[RESUME]} edited again, {counts[UNREAD]} no longer read; "
-            f"{counts['issue_writes']} existing issue(s) written by the next run")
+            f"tracked issue(s) no longer edited), {counts[RESUME]} edited again, {counts[UNREAD]} no longer read"
+            + (f", {counts['group_creates']} group issue(s) to create, {counts[JOIN]} finding(s) joining a group's "
+               f"issue, {counts[KEEP]} kept on the issue they have (grouping)"
+               if counts['group_creates'] or counts[JOIN] or counts[KEEP] else "")
+            + f"; {counts['issue_writes']} existing issue(s) written by the next run")
 
 
 def as_document(preview: Preview, *, name: str, calls: int, errors: list[str]) -> dict[str, Any]:
     items = [{"kind": i.kind, "finding_id": i.finding_id, "key": i.key, "issue_key": i.issue_key or None,
               "old": i.old, "new": i.new,
               "changes": [{"field": c.field, "old": c.old, "new": c.new, "written": c.written} for c in i.changes],
-              "writes": dict(i.writes), "note": i.note, "next_run": i.next_run} for i in preview.items]
+              "writes": dict(i.writes), "note": i.note, "next_run": i.next_run, "group": i.group or None,
+              "members": list(i.members)} for i in preview.items]
     return {"rulebook": name, "counts": preview.counts(), "items": items, "get_findings_calls": calls,
             "scope_errors": errors, "written": False}
 
@@ -197,7 +215,7 @@ def print_preview(preview: Preview, out: TextIO, *, as_json: bool, name: str, ca
     if as_json:
         print(json.dumps(as_document(preview, name=name, calls=calls, errors=errors), ensure_ascii=False), file=out)
         return
-    order = {kind: n for n, kind in enumerate((CHANGE, REROUTE, RESUME, SKIP, UNREAD, CREATE))}
+    order = {kind: n for n, kind in enumerate((CHANGE, REROUTE, RESUME, SKIP, UNREAD, KEEP, JOIN, CREATE))}
     for item in sorted(preview.items, key=lambda i: (order[i.kind], i.issue_key, i.finding_id)):
         print(line(item), file=out)
     for e in errors:

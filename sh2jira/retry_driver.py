@@ -10,6 +10,8 @@ shows up in this cycle's read.
 - remote_link: sent again (an upsert by global id, safe to repeat).
 - linkback: the link-back writer itself retries pending link-backs when their row is due; here only rows whose
   link-back is no longer pending are cleared.
+- group_refresh: a group issue's refresh that failed: its group is marked touched, so the cycle's end refreshes
+  it (group_sync.py); the row goes once that succeeds.
 - min_age: a finding that was too young to ticket, now of age (by the cycle's `now`, the clock the planner
   judged its age by): fetched by id and planned afresh. Still active → ticketed; archived, passed or resolved
   meanwhile → skipped; no longer in Security Hub → dropped. Never an error: the row only says when to look.
@@ -56,7 +58,9 @@ def drive(syncer: Syncer, report: CycleReport) -> None:
     _finding_writes(syncer, by_kind["finding_write"])
     _remote_links(syncer, by_kind["remote_link"])
     _linkbacks(syncer, by_kind["linkback"])
-    waiting = [i for i in queue.stuck() if i.item not in queue.failed_now]
+    syncer.groups.due(i.key for i in by_kind["group_refresh"])
+    later = {i.item for i in by_kind["group_refresh"]}  # tried at the cycle's end: reported then if they fail
+    waiting = [i for i in queue.stuck() if i.item not in queue.failed_now and i.item not in later]
     if waiting:
         first = min(i.next_try for i in waiting)
         kinds = ", ".join(sorted({i.kind for i in waiting}))

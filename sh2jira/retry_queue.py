@@ -17,6 +17,9 @@ Security Hub never changes them again (the cursor has moved past them), cost no 
 restarts with the ledger, and get no issue if they went away meanwhile. They are not failures: `stuck()` and
 `counts()` leave them out (no exit code 3, not in `sh2jira_stuck_items`); `waiting_for_age()` counts them.
 
+A group issue's end-of-cycle refresh (group_sync.py) that fails is a `group_refresh` row (`group:<group key>`):
+the group stays touched, but its refresh waits for the row's back-off instead of being tried every cycle.
+
 One row per finding for the finding-driven writes (create / update / comment / transition share the row
 `finding:<key>`, and the latest failure's kind names it), so a newer decision about a finding always replaces an
 older one and a stale write can never be replayed after a newer one.
@@ -32,16 +35,18 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from .groups import is_group_key
 from .ledger import Entry, Ledger, RetryItem
 
 log = logging.getLogger(__name__)
 
 BASE = 60.0  # seconds before the first retry
 CAP = 6 * 3600.0  # longest back-off
-KINDS = ("create", "update", "comment", "transition", "linkback", "finding_write", "remote_link")
+KINDS = ("create", "update", "comment", "transition", "linkback", "finding_write", "remote_link", "group_refresh")
 MIN_AGE = "min_age"  # a finding too young to ticket: not a failure (see the module docstring)
 FINDING_KINDS = frozenset({"create", "update", "comment", "transition"})  # retried by re-planning the finding
-_FAMILY = {"linkback": "linkback", "finding_write": "jira", "remote_link": "remote_link", MIN_AGE: MIN_AGE}
+_FAMILY = {"linkback": "linkback", "finding_write": "jira", "remote_link": "remote_link", MIN_AGE: MIN_AGE,
+           "group_refresh": "group"}
 
 
 def backoff(attempts: int, base: float = BASE, cap: float = CAP) -> float:
@@ -139,7 +144,11 @@ class RetryQueue:
         return {kind: found.get(kind, 0) for kind in (*KINDS, *sorted(set(found) - set(KINDS)))}
 
 
+def _what(item: RetryItem) -> str:
+    return f"group {item.key}" if is_group_key(item.key) else f"finding {item.finding_id or item.key}"
+
+
 def describe_stuck(items: Iterable[RetryItem]) -> list[str]:
     """One line per stuck item, for `sh2jira reconcile` and logs."""
-    return [f"{i.kind:<13} finding {i.finding_id or i.key}  issue {i.issue_key or '-'}  attempts {i.attempts}  "
+    return [f"{i.kind:<13} {_what(i)}  issue {i.issue_key or '-'}  attempts {i.attempts}  "
             f"next try {when(i.next_try)}  last error: {i.last_error}" for i in items]

@@ -17,6 +17,12 @@ Decisions, made for what a security team expects of a routing change:
 - **A closed issue is not listed**: no rule has a say over it until its finding comes back.
 - **A finding the new rulebook's server-side filters exclude** is never read again: listed as `unread`; its
   issue stays as it is.
+- **Grouping** (groups.py) is previewed from the same plans: a group the run would create is one `create` item
+  listing its members (they get no item of their own); a finding that would join an existing group's issue is a
+  `join`; a group issue whose summary, priority, member table or state the new rulebook changes is a `change`
+  computed by `groups.plan_refresh`, the run's own end-of-cycle refresh. Per the grouping policy, a finding with
+  an issue of its own that the new rule would group, and a member whose rule no longer groups it (or groups it
+  differently), are `keep`: they stay on the issue they have.
 """
 
 from __future__ import annotations
@@ -28,12 +34,14 @@ from datetime import datetime
 from typing import Any
 
 from .finding import Finding
-from .ledger import CLOSED, OPEN, Entry
+from .groups import GroupDoc, group_of, is_group_key, plan_refresh
+from .ledger import CLOSED, CREATING, OPEN, Entry
 from .plan import DEFAULT_SUPPRESS, Create, IssueDraft, Plan, Skip, Transition, Update, alias_of, draft_issue, plan_page
 from .rulebook import Decision, Rulebook, decide
 
 CHANGE, REROUTE, CREATE, SKIP, RESUME, UNREAD = "change", "reroute", "create", "skip", "resume", "unread"
-KINDS = (CHANGE, REROUTE, CREATE, SKIP, RESUME, UNREAD)
+JOIN, KEEP = "join", "keep"  # grouping: joins an existing group's issue; keeps the issue it has
+KINDS = (CHANGE, REROUTE, CREATE, SKIP, RESUME, UNREAD, JOIN, KEEP)
 _ROUTING = ("project", "issue_type")  # the draft fields that make a re-route (with the rule)
 
 
@@ -62,6 +70,8 @@ class Item:
     writes: Mapping[str, Any] = field(default_factory=dict)  # what the next run sends to Jira for it
     note: str = ""
     next_run: bool = True  # False: the next run does not read the finding; it applies when the finding changes
+    group: str = ""  # the group's key (grp-…) when the item is about a group's issue, or a finding joining one
+    members: tuple[str, ...] = ()  # a group item's findings: those created with it, or joining it
 
 
 @dataclass
@@ -74,6 +84,7 @@ class Preview:
         out["newly_ticketed"] = sum(1 for i in self.items if i.kind == CREATE and i.note.startswith("skipped"))
         out["tracked_skipped"] = sum(1 for i in self.items if i.kind == SKIP and i.issue_key)
         out["issue_writes"] = sum(1 for i in self.items if i.issue_key and i.writes)
+        out["group_creates"] = sum(1 for i in self.items if i.kind == CREATE and i.group)
         out["read"] = self.read
         return out
 
@@ -106,17 +117,36 @@ def compare(findings: Sequence[Finding], old: Rulebook, new: Rulebook, by_key: M
         item = _item(f, entry, old, new, old_acts.get(key), new_acts.get(key), not_read)
         if item is not None:
             preview.items.append(dataclasses.replace(item, next_run=read_next(f)))
+    preview.items += _group_items(unique, old_plan, new_plan, old_acts, by_key, read_next)
     return preview
 
 
-Action = Create | Update | Skip | Transition
+@dataclass(frozen=True)
+class Join:
+    """A finding without an issue that joins an existing group's issue (a ledger write; the group's issue is
+    refreshed once at the cycle's end)."""
+
+    entry: Entry  # the member entry the plan writes
+
+
+Action = Create | Update | Skip | Transition | Join
 
 
 def _actions(plan: Plan) -> dict[str, Action]:
     # A finding too young for its min_age is not ticketed by this run: to the preview it is a skip, with why.
     waits = [Skip(w.finding, w.reason) for w in plan.waits]
-    actions: list[Action] = [*plan.creates, *plan.updates, *plan.skips, *waits, *plan.resolves, *plan.reopens]
-    return {action.finding.key.digest: action for action in actions}
+    actions: list[Create | Update | Skip | Transition] = [*plan.creates, *plan.updates, *plan.skips, *waits,
+                                                          *plan.resolves, *plan.reopens]
+    out: dict[str, Action] = {e.key: Join(e) for e in plan.entries
+                              if e.group and not is_group_key(e.key) and e.state in (OPEN, CREATING)}
+    out.update({action.finding.key.digest: action for action in actions})
+    for create in plan.creates:  # a group's create stands for each of its members
+        out.update({m.key: create for m in create.members})
+    return out
+
+
+def _is_group(action: Action | None) -> bool:
+    return isinstance(action, Create) and is_group_key(action.entry.key)
 
 
 def _tracked(finding: Finding, rulebook: Rulebook, by_key: Mapping[str, Entry],
@@ -142,9 +172,46 @@ def _item(f: Finding, entry: Entry | None, old: Rulebook, new: Rulebook, old_act
         old_act = Skip(f, f"not read: {unread_old}")
     if entry is not None and entry.state == CLOSED:
         return None  # done in Jira: the rulebook decides nothing for it until the finding comes back
+    if entry is not None and entry.group:
+        return _member_item(f, entry, base, old, new, old_act, new_act)
     if entry is not None:
-        return _tracked_item(f, entry, base, old, new, old_act, new_act)
+        item = _tracked_item(f, entry, base, old, new, old_act, new_act)
+        if isinstance(new_act, Transition) or isinstance(old_act, Transition) or not _newly_grouped(f, old, new):
+            return item
+        note = "keeps its own issue: only findings without an issue join groups"
+        if item is None:
+            return dataclasses.replace(base, kind=KEEP, old=_words(decide(old, f), old_act),
+                                       new=_words(decide(new, f), new_act), note=note)
+        return dataclasses.replace(item, note="; ".join(n for n in (item.note, note) if n))
     return _untracked_item(base, old_act, new_act)
+
+
+def _group_key(rulebook: Rulebook, f: Finding) -> str:
+    route = decide(rulebook, f).route
+    gid = group_of(f, route.group_by) if route is not None else None
+    return gid.key if gid is not None else ""
+
+
+def _newly_grouped(f: Finding, old: Rulebook, new: Rulebook) -> bool:
+    """The new rulebook groups the finding where the current one does not (or into another group)."""
+    wanted = _group_key(new, f)
+    return bool(wanted) and wanted != _group_key(old, f)
+
+
+def _member_item(f: Finding, entry: Entry, base: Item, old: Rulebook, new: Rulebook, old_act: Action | None,
+                 new_act: Action | None) -> Item | None:
+    """A member of a group: its fields are its group's (the group's item lists what changes there); listed only
+    when the new rulebook would group it elsewhere or not at all, and then it stays on its group's issue."""
+    wanted = _group_key(new, f)
+    if wanted == entry.group or wanted == _group_key(old, f):
+        return None
+    new_dec = decide(new, f)
+    where = f"it stays on its group's issue {entry.issue_key}" if entry.issue_key else "it stays in its group"
+    why = ("its rule now skips it" if new_dec.route is None else "its rule no longer groups it" if not wanted
+           else "its rule now groups it differently")
+    return dataclasses.replace(base, kind=KEEP, group=entry.group, old=_words(decide(old, f), old_act),
+                               new=_words(new_dec, new_act),
+                               note=f"{why}; {where} (sh2jira keeps its row in the member table up to date)")
 
 
 def _tracked_item(f: Finding, entry: Entry, base: Item, old: Rulebook, new: Rulebook, old_act: Action | None,
@@ -178,14 +245,27 @@ def _tracked_item(f: Finding, entry: Entry, base: Item, old: Rulebook, new: Rule
 
 
 def _untracked_item(base: Item, old_act: Action | None, new_act: Action | None) -> Item | None:
+    if _is_group(new_act):
+        return None  # one item for the group's create lists it (_group_items)
+    if isinstance(new_act, Join):
+        e = new_act.entry
+        same = isinstance(old_act, Join) and old_act.entry.group == e.group
+        note = "joins under the current rulebook too" if same else ""  # else `old` says what happens today
+        if e.state == CREATING:
+            note = "; ".join(n for n in (note, "its group's create is being recovered: it takes that issue") if n)
+        return dataclasses.replace(base, kind=JOIN, issue_key=e.issue_key, group=e.group, old=_plan_words(old_act),
+                                   new=_plan_words(new_act), note=note)
     if isinstance(new_act, Create):
-        old_draft = old_act.draft if isinstance(old_act, Create) else None
-        note = ("created under the current rulebook too" if isinstance(old_act, Create)
+        old_draft = old_act.draft if isinstance(old_act, Create) and not _is_group(old_act) else None
+        note = ("the current rulebook lists it on a new group issue" if _is_group(old_act)
+                else f"the current rulebook adds it to group issue {old_act.entry.issue_key}"
+                if isinstance(old_act, Join)
+                else "created under the current rulebook too" if isinstance(old_act, Create)
                 else f"skipped today: {old_act.reason}" if isinstance(old_act, Skip) else "")
         changes = _diff(old_draft, new_act.draft, None) if old_draft is not None else ()
         return dataclasses.replace(base, kind=CREATE, old=_plan_words(old_act), new=_plan_words(new_act),
                                    changes=changes, writes=_draft_json(new_act.draft), note=note)
-    if isinstance(old_act, Create) and isinstance(new_act, Skip):
+    if isinstance(old_act, Create | Join) and isinstance(new_act, Skip):
         return dataclasses.replace(base, kind=SKIP, old=_plan_words(old_act), new=_plan_words(new_act),
                                    note="would no longer be ticketed")
     return None
@@ -246,10 +326,19 @@ def _words(decision: Decision, action: Action | None) -> str:
     rule = f"rule {decision.rule}" if decision.rule else "unmatched"
     if decision.route is None:
         return f"skip ({rule})"
-    return f"ticket ({rule}) as {decision.route.project}/{decision.route.issue_type}/{decision.route.priority}"
+    grouped = f", grouped by {'+'.join(decision.route.group_by)}" if decision.route.group_by else ""
+    return (f"ticket ({rule}) as {decision.route.project}/{decision.route.issue_type}/{decision.route.priority}"
+            f"{grouped}")
 
 
 def _plan_words(action: Action | None) -> str:
+    if isinstance(action, Join):
+        return f"join group issue {action.entry.issue_key or '(being created)'}"
+    if _is_group(action):
+        assert isinstance(action, Create)
+        d = action.draft
+        count = len({action.finding.key.digest, *(m.key for m in action.members)})
+        return f"create group issue {d.project}/{d.issue_type}/{d.priority} with {count} finding(s)"
     if isinstance(action, Create):
         d = action.draft
         return f"create {d.project}/{d.issue_type}/{d.priority}"
@@ -258,5 +347,91 @@ def _plan_words(action: Action | None) -> str:
     return "no change"
 
 
-__all__ = ["CHANGE", "CREATE", "FieldChange", "Item", "KINDS", "Preview", "REROUTE", "RESUME", "SKIP", "UNREAD",
-           "compare"]
+# -- groups -------------------------------------------------------------------------------------------------
+
+def _group_items(findings: Sequence[Finding], old_plan: Plan, new_plan: Plan, old_acts: Mapping[str, Action],
+                 by_key: Mapping[str, Entry], read_next: Callable[[Finding], bool]) -> list[Item]:
+    """The group issues the new plan creates, and the existing group issues whose end-of-cycle refresh
+    (`groups.plan_refresh`, as the run computes it) the new rulebook changes."""
+    by_digest = {f.key.digest: f for f in findings}
+    items: list[Item] = []
+    old_creates = {c.entry.key: c for c in old_plan.creates if _is_group(c)}
+    for c in new_plan.creates:
+        if not _is_group(c):
+            continue
+        keys = list(dict.fromkeys([c.finding.key.digest, *(m.key for m in c.members)]))  # members has the first
+        prev = old_creates.get(c.entry.key)
+        old = _plan_words(prev) if prev is not None else _tally(_plan_words(old_acts.get(k)) for k in keys)
+        items.append(Item(kind=CREATE, finding_id=c.finding.id, key=c.entry.key, group=c.entry.key,
+                          old=old, new=_plan_words(c), writes=_draft_json(c.draft),
+                          changes=_diff(prev.draft, c.draft, None) if prev is not None else (),
+                          members=tuple(by_digest[k].id if k in by_digest else k for k in keys),
+                          note="created under the current rulebook too" if prev is not None else "a new group issue",
+                          next_run=any(read_next(by_digest[k]) for k in keys if k in by_digest)))
+    old_after, new_after = _last(old_plan.entries), _last(new_plan.entries)
+    for key in sorted(old_plan.touched | new_plan.touched):
+        base = by_key.get(key)
+        if base is None or base.state not in (OPEN, CLOSED) or not base.issue_key:
+            continue
+        item = _refresh_item(base, old_after.get(key, base), new_after.get(key, base), by_digest, read_next)
+        if item is not None:
+            items.append(item)
+    return items
+
+
+def _refresh_item(base: Entry, old: Entry, new: Entry, by_digest: Mapping[str, Finding],
+                  read_next: Callable[[Finding], bool]) -> Item | None:
+    """What differs between the two rulebooks' refresh of one group issue; `writes` is what the run sends."""
+    # Without a fingerprint, plan_refresh lists every field it wants: the two rulebooks' wishes, side by side.
+    want_old, want_new = plan_refresh(old.with_(fingerprint="")), plan_refresh(new.with_(fingerprint=""))
+    sent = plan_refresh(new)
+    doc_old, doc_new = GroupDoc.decode(old.members), GroupDoc.decode(new.members)
+    changes = []
+    if want_old.transition != want_new.transition:
+        changes.append(FieldChange("transition", want_old.transition or "none", want_new.transition or "none",
+                                   bool(sent.transition)))
+    shown = {"description": (_table(doc_old), _table(doc_new))}
+    for name in ("summary", "priority", "description"):
+        a, b = want_old.fields.get(name), want_new.fields.get(name)
+        if a != b:
+            pair = shown.get(name, (a, b))
+            changes.append(FieldChange(name, pair[0] if a is not None else None, pair[1] if b is not None else None,
+                                       name in sent.fields))
+    if not changes:
+        return None
+    before = {m.key for m in GroupDoc.decode(base.members).members}
+    joiners = [m for m in doc_new.members if m.key not in before]
+    involved = [by_digest[m.key] for m in doc_new.members if m.key in by_digest]
+    fields = {k: ("(re-rendered: the member table)" if k == "description" else v) for k, v in sent.fields.items()}
+    commented = bool(sent.comment or sent.edit_comment)
+    writes = {"fields": fields, "labels_add": [], "labels_remove": [], "comment": commented,
+              "transition": sent.transition} if sent.fields or sent.transition else {}
+    return Item(kind=CHANGE, finding_id="", key=base.key, issue_key=base.issue_key, group=base.key,
+                old=f"group issue as the current rulebook leaves it: {_count_words(doc_old)}",
+                new=f"as the new rulebook leaves it: {_count_words(doc_new)}", changes=tuple(changes),
+                writes=writes, members=tuple(m.finding_id for m in joiners),
+                next_run=any(read_next(f) for f in involved) if involved else True)
+
+
+def _count_words(doc: GroupDoc) -> str:
+    return f"{len(doc.active)} active of {len(doc.members)} member(s)"
+
+
+def _table(doc: GroupDoc) -> str:
+    return f"member table: {_count_words(doc)}"
+
+
+def _last(entries: Iterable[Entry]) -> dict[str, Entry]:
+    """Each group entry as the plan leaves it (the last write wins)."""
+    return {e.key: e for e in entries if is_group_key(e.key)}
+
+
+def _tally(words: Iterable[str]) -> str:
+    counts: dict[str, int] = {}
+    for w in words:
+        counts[w] = counts.get(w, 0) + 1
+    return "; ".join(f"{w} (×{n})" if n > 1 else w for w, n in counts.items())
+
+
+__all__ = ["CHANGE", "CREATE", "JOIN", "KEEP", "FieldChange", "Item", "KINDS", "Preview", "REROUTE", "RESUME",
+           "SKIP", "UNREAD", "compare"]

@@ -18,12 +18,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 from .catchup import CatchUp
+from .create_pipeline import CreatePipeline, Cursors, Sent
 from .failures import is_item_failure, item_error
 from .finding import Finding, FindingError
 from .group_sync import GroupSync
 from .groups import identity as group_identity
 from .groups import is_group_key
-from .jira_sink import JiraSink, NoTransition
+from .jira_sink import Created, JiraSink, NoTransition
 from .lease import Lease, LeaseHeld
 from .ledger import CREATING, FAILED, OPEN, Entry, Ledger
 from .linkback import LinkBackWriter
@@ -147,6 +148,10 @@ class Syncer:
         self.groups = GroupSync(self)  # grouped findings: one issue per group (groups.py)
         self.linkback = LinkBackWriter(hub, ledger, "off" if options.dry_run else options.link_back,
                                        sink.browse_url, lambda e: e.region or options.regions[0], queue=self.retry)
+        self._pipe: CreatePipeline | None = None  # while the scopes are read: creates in flight across pages
+        self._cursors = Cursors()  # per scope, the pages whose creates are in flight (their cursors wait)
+        self._page_sent: list[Sent] = []  # the creates the page being written sent into the pipeline
+        self._wave_end = self._cycle_started
 
     @property
     def should_stop(self) -> Callable[[], bool]:
@@ -239,30 +244,46 @@ class Syncer:
                 checking.add(scope)
             readers[scope] = self._scope_pages(scope, filters, check)
         pages = merged(readers)  # at most a page ahead per scope: memory stays a page or two per scope
+        self._pipe = None if self.opt.dry_run else CreatePipeline(self.sink, self.sink.max_concurrency)
+        self._cursors, self._wave_end = Cursors(), end
         try:
-            for scope, item in pages:
-                if isinstance(item, Failed):
-                    if isinstance(item.exc, ScopeUnavailable):
-                        continue  # reported with the cycle; the other scopes go on
-                    raise item.exc
-                if isinstance(item, Ended):
-                    if scope in checking and not self.opt.dry_run:  # read to the end: the next is due in N minutes
-                        self.ledger.set_cursor(f"{WORKFLOW_CHECK}:{scope}", iso(end))
-                    continue
-                kind, page = item
-                if kind == "changes":
-                    newest[scope] = self._sync_page(page, scope, newest[scope], end, report)
-                else:
-                    findings = self._parse(page, report)
-                    self._apply(self._plan(findings), scope, report)
-                    report.planned += len(findings)
-                if self.progress is not None:
-                    self.progress(report, scope)
-                if self.should_stop():  # graceful stop: this page is written, the next one waits for next time
-                    report.stopped = True
-                    return
+            self._wave_pages(pages, checking, newest, end, report)
+        except BaseException:
+            self._settle_creates(report, drain=True, raise_fatal=False)  # results recorded; the first error stands
+            raise
+        else:
+            self._settle_creates(report, drain=True)  # the cycle (or a graceful stop) ends with nothing in flight
         finally:
             pages.close()
+            if self._pipe is not None:
+                self._pipe.close()
+            self._pipe = None
+
+    def _wave_pages(self, pages: Iterator[tuple[str, Any]], checking: set[str], newest: dict[str, datetime | None],
+                    end: datetime, report: CycleReport) -> None:
+        """Plan and write each page as it arrives; its creates may still be in flight when the next is planned."""
+        for scope, item in pages:
+            if isinstance(item, Failed):
+                if isinstance(item.exc, ScopeUnavailable):
+                    continue  # reported with the cycle; the other scopes go on
+                raise item.exc
+            if isinstance(item, Ended):
+                if scope in checking and not self.opt.dry_run:  # read to the end: the next is due in N minutes
+                    self.ledger.set_cursor(f"{WORKFLOW_CHECK}:{scope}", iso(end))
+                continue
+            kind, page = item
+            if kind == "changes":
+                newest[scope] = self._sync_page(page, scope, newest[scope], end, report)
+            else:
+                findings = self._parse(page, report)
+                self._apply(self._plan(findings), scope, report)
+                report.planned += len(findings)
+            self._settle_creates(report)  # what came back is recorded (a systemic failure ends the cycle)
+            if self.progress is not None:
+                self.progress(report, scope)
+            if self.should_stop():  # graceful stop: this page is written, the next one waits for next time
+                report.stopped = True
+                return
 
     def _scope_pages(self, scope: str, filters: dict[str, Any],
                      check: bool) -> Iterator[tuple[str, list[dict[str, Any]]]]:
@@ -276,17 +297,24 @@ class Syncer:
 
     def _sync_page(self, page: list[dict[str, Any]], scope: str, newest: datetime | None, end: datetime,
                    report: CycleReport) -> datetime | None:
-        """Plan and write one page of changes, then move the scope's cursor to its newest UpdatedAt."""
+        """Plan and write one page of changes, then move the scope's cursor to its newest UpdatedAt: at once, or
+        (its creates or an earlier page's still in flight) once they are recorded (`_settle_creates`)."""
         findings = self._parse(page, report)
+        self._page_sent = []
         self._apply(self._planned(findings, scope, report), scope, report)
         report.planned += len(findings)
         for f in findings:
             ts = parse_iso(f.updated_at)
             if ts and (newest is None or ts > newest):
                 newest = ts
-        if newest and not self.opt.dry_run:
-            self.ledger.set_cursor(f"findings:{scope}", iso(min(newest, end)))
+        if not self.opt.dry_run:
+            self._set_cursor(scope, self._cursors.page(scope, self._page_sent, newest), end)
+        self._page_sent = []
         return newest
+
+    def _set_cursor(self, scope: str, newest: datetime | None, end: datetime) -> None:
+        if newest is not None:
+            self.ledger.set_cursor(f"findings:{scope}", iso(min(newest, end)))
 
     def _workflow_check_due(self, scope: str, now: datetime) -> bool:
         """Whether to look for findings someone resolved or suppressed in Security Hub this cycle.
@@ -567,16 +595,59 @@ class Syncer:
 
     def _create(self, plan: Plan, region: str, report: CycleReport) -> None:
         """Intents first (durable before Jira hears of them), then the bulk creates, chunks side by side
-        (jira.max_concurrency). Each chunk's outcome is judged on its own: created, refused (FAILED, retried),
-        or unknown (left CREATING, checked by label after the grace); the page's results are all in the ledger
-        before the caller advances the cursor. A failure that is not the chunk's own (Jira unreachable, token
-        refused) is raised once the other chunks' results are recorded."""
+        (jira.max_concurrency). While the scopes are read the chunks go to the create pipeline
+        (create_pipeline.py) and the next page is planned while they are in flight; the results are recorded by
+        `_settle_creates`, and the page's cursor waits for them. Elsewhere (recovery, retries, events), and for
+        a page that creates a group issue (its members wait for its key: the pipeline is drained first), the
+        creates are sent and recorded here. The catch-up and the lease check have run before anything is sent."""
         if self.lease is not None and self.lease.lost.is_set():
             raise LeaseHeld("another instance (this one lost its lease)")
+        pipe = self._pipe
+        grouped = any(c.members for c in plan.creates)
+        if pipe is not None and grouped:
+            self._settle_creates(report, drain=True)
         intents = [c.entry.with_(region=region, changed_at=self.clock()) for c in plan.creates]
         members = [m.with_(region=region, changed_at=self.clock()) for c in plan.creates for m in c.members]
         self.ledger.put(intents + members)  # the intent is durable before Jira hears of it (a group's: its members)
-        results = self.sink.create_many([self._with_scope(c, region) for c in plan.creates])
+        drafts = [self._with_scope(c, region) for c in plan.creates]
+        if pipe is None or grouped:
+            fatal = self._record_creates((plan, intents, members), self.sink.create_many(drafts), report)
+            if fatal is not None:
+                raise fatal
+            return
+        self._page_sent.append(pipe.submit(drafts, (plan, intents, members)))
+        while pipe.chunks_pending() > 2 * pipe.workers:  # planning stays at most a few pages ahead of Jira
+            self._settle_creates(report, block=True)
+
+    def _settle_creates(self, report: CycleReport, *, block: bool = False, drain: bool = False,
+                        raise_fatal: bool = True) -> None:
+        """Record the pipeline's creates that are back, in the order sent (`block`: wait for the oldest first;
+        `drain`: for all), then move each scope's cursor past the pages now fully recorded. A systemic failure
+        (Jira unreachable, token refused) is raised after what came back is recorded; its page's scope keeps its
+        cursor (its intents stay CREATING, checked by label next cycle), as when a page's create failed so."""
+        pipe = self._pipe
+        if pipe is None:
+            return
+        fatal: BaseException | None = None
+        while True:
+            for sent in pipe.ready(block=block or drain):
+                failure = self._record_creates(sent.context, sent.results(), report)
+                sent.fatal = failure is not None
+                fatal = fatal or failure
+                pipe.recorded(sent)
+            if not drain or not pipe.pending:
+                break
+        for scope in self._cursors.scopes():
+            self._set_cursor(scope, self._cursors.settle(scope), self._wave_end)
+        if fatal is not None and raise_fatal:
+            raise fatal
+
+    def _record_creates(self, sent: tuple[Plan, list[Entry], list[Entry]], results: list[Created],
+                        report: CycleReport) -> BaseException | None:
+        """Record one plan's create results. Each chunk's outcome is judged on its own: created, refused
+        (FAILED, retried), or unknown (left CREATING, checked by label after the grace). Returns a failure that
+        is not the chunk's own (Jira unreachable, token refused) for the caller to raise."""
+        plan, intents, members = sent
         chunk_failures: dict[int, tuple[BaseException, list[Entry]]] = {}
         done: list[Entry] = []
         for result, create, intent in zip(results, plan.creates, intents, strict=True):
@@ -601,12 +672,13 @@ class Syncer:
         self.retry.succeeded("create", [e.key for e in done if e.state == OPEN])
         self.linkback.kick()
         if fatal is not None:
-            raise fatal
+            return fatal
         if self.opt.remote_links:
             opened = {e.key: e for e in done if e.state == OPEN}
             for create in plan.creates:
                 if create.entry.key in opened and not create.members:
                     self._remote_link(opened[create.entry.key], create.finding, report)
+        return None
 
     def _chunk_failures(self, failures: list[tuple[BaseException, list[Entry]]],
                         report: CycleReport) -> BaseException | None:

@@ -232,3 +232,19 @@ def test_explain_says_the_finding_is_grouped() -> None:
     from sh2jira.rulebook import explain
 
     assert "one issue per group by control" in explain(rulebook(), finding(1))
+
+
+def test_a_group_priority_change_comes_with_the_comment_a_findings_issue_gets() -> None:
+    rb = rulebook()
+    ledger = created(plan_page([finding(0), finding(1)], rb, {}, {}))
+    gkey = next(k for k in ledger if k.startswith("grp-"))
+    critical = finding(1, Severity={"Label": "CRITICAL", "Normalized": 90})
+    ledger = apply(ledger, plan_page([critical], rb, ledger, {}))
+    r = plan_refresh(ledger[gkey])
+    assert r.fields["priority"] == "Highest" and r.entry.severity == "CRITICAL"
+    assert r.edit_comment == ("Security Hub severity changed from HIGH to CRITICAL; so the priority changed from "
+                              "High to Highest. \u2014 sh2jira")
+    ledger[gkey] = r.entry
+    passed = {"Status": "PASSED", "SecurityControlId": "S3.8"}
+    r = plan_refresh(apply(ledger, plan_page([finding(0, Compliance=passed)], rb, ledger, {}))[gkey])
+    assert "priority" not in r.fields and r.edit_comment is None  # a member leaving: no priority change, no comment

@@ -204,3 +204,21 @@ def test_health_turns_unhealthy_after_failed_start_ups_with_the_reason() -> None
         metrics.observe_cycle(None, 1.0, False, 100.0, reason="Jira unreachable (search): connection refused")
     status, body = app.health()
     assert status == 503 and "connection refused" in body["detail"] and body["last_success"]
+
+
+def test_a_group_refresh_row_is_named_by_its_group_and_backs_off() -> None:
+    from sh2jira.retry_queue import item_id
+
+    now = [1000.0]
+    queue = RetryQueue(SqliteLedger(":memory:"), clock=lambda: now[0])
+    group = Entry(key="grp-0123456789abcdef0123", product_arn="", finding_id="", state=OPEN, issue_key="SEC-9")
+    queue.failed("group_refresh", group, "HTTP 400: refused", issue_key="SEC-9")
+    assert item_id("group_refresh", group.key) == f"group:{group.key}"
+    assert set(queue.waiting("group_refresh", [group.key])) == {group.key}  # not tried before its back-off ends
+    (line,) = describe_stuck(queue.stuck())
+    assert line.startswith(f"group_refresh group {group.key}  issue SEC-9  attempts 1")
+    assert queue.counts()["group_refresh"] == 1
+    now[0] += 61
+    assert queue.waiting("group_refresh", [group.key]) == {}
+    queue.succeeded("group_refresh", [group.key])
+    assert queue.stuck() == []

@@ -162,3 +162,19 @@ def test_a_tracked_finding_costs_well_under_600_bytes(tmp_path: Path) -> None:
     ledger.close()
     size = sum(p.stat().st_size for p in tmp_path.iterdir() if p.name.startswith("l.sqlite3"))
     assert size / n < 450
+
+
+def test_lookups_by_alias_and_issue_use_their_indexes(tmp_path: Path) -> None:
+    """The partial indexes serve by_alias / by_issue (a full scan per page made a backfill quadratic)."""
+    ledger = SqliteLedger(tmp_path / "l.sqlite3")
+    ledger.put(real_entry(i) for i in range(50))
+    statements: list[str] = []
+    db = ledger._conn()
+    db.set_trace_callback(statements.append)
+    assert ledger.by_alias([real_entry(1).alias])[real_entry(1).alias].key == real_entry(1).key
+    assert ledger.by_issue(["SEC-3", "SEC-4"])["SEC-4"].key == real_entry(3).key
+    db.set_trace_callback(None)
+    selects = [s for s in statements if s.startswith("SELECT")]
+    assert len(selects) == 2
+    plans = [str(db.execute(f"EXPLAIN QUERY PLAN {s}").fetchall()) for s in selects]
+    assert "USING INDEX entries_alias" in plans[0] and "USING INDEX entries_issue" in plans[1]

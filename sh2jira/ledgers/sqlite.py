@@ -116,7 +116,10 @@ class SqliteLedger:
             for i in range(0, len(items), _CHUNK):
                 chunk = items[i : i + _CHUNK]
                 marks = ",".join("?" * len(chunk))
-                rows = db.execute(f"SELECT {_SQL_COLUMNS} FROM entries WHERE {where} IN ({marks})", chunk)
+                # alias and issue_key have partial indexes (WHERE x != ''): SQLite uses one only when the query
+                # repeats its condition; without it every lookup scanned the table (0.15 s at a million entries).
+                partial = f"{where} != '' AND " if where in ("alias", "issue_key") else ""
+                rows = db.execute(f"SELECT {_SQL_COLUMNS} FROM entries WHERE {partial}{where} IN ({marks})", chunk)
                 out.extend(layout.decode(row, self._strings, db) for row in rows.fetchall())
         return out
 

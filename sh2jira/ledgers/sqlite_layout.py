@@ -10,8 +10,8 @@ most of it on text every row repeats. Layout 2 (`PRAGMA user_version = 2`) store
   entry's `resolution=...`) follows as text, so every fingerprint reads back exactly as it was written;
 - `linkback_issue` is `=` when it names the entry's own issue (the usual case);
 - the state index covers only the states read every cycle (creating, failed), not the million open ones.
-The rowid table is kept on purpose: rows are appended in rowid order and fill their pages, whereas WITHOUT ROWID
-would order ~350-byte rows by a random hash key and leave pages about a third empty.
+The rowid table is kept on purpose: WITHOUT ROWID orders the rows by a random hash key and leaves pages part-empty,
+which costs more than the key index it saves (336.0 against 324.9 bytes an entry, measured on 300,000 rows).
 
 Columns follow the Entry dataclass, so a field added to Entry gets its column on the next open (ALTER TABLE ADD
 COLUMN, default from the field's type). A layout-1 file is rewritten in one transaction on first open (the

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,48 @@ def test_a_member_passing_updates_once_and_the_issue_stays_open(grouped: Any) ->
     assert edits == 1
     issue = world.sandbox.jira_app.issue(key)
     assert issue["statusCategory"] != "done" and "2 active" in issue["summary"]
+
+
+def test_a_member_raising_the_groups_priority_edits_once_with_a_comment(grouped: Any) -> None:
+    """As a finding's issue gets render.severity_comment when its priority changes, so does a group's."""
+    world, provider, docs = grouped
+    key = the_group_issue(world)["key"]
+    provider.send({**docs[1], "Severity": {"Label": "CRITICAL", "Normalized": 90}})
+    assert cycle(world).updated == 1
+    issue = world.sandbox.jira_app.issue(key)
+    assert issue["priority"] == "Highest"
+    (comment,) = [c["body"] for c in issue["comments"] if "priority changed" in c["body"]]
+    assert comment.startswith("Security Hub severity changed from HIGH to CRITICAL; so the priority changed from "
+                              "High to Highest")
+    world.reset_counts()
+    provider.send({**docs[0], "Compliance": PASSED})  # a member leaves; the highest is still CRITICAL
+    assert cycle(world).updated == 1
+    issue = world.sandbox.jira_app.issue(key)
+    assert sum("priority changed" in c["body"] for c in issue["comments"]) == 1
+
+
+def test_a_failing_group_refresh_backs_off_in_the_retry_queue_and_is_listed_as_stuck(grouped: Any) -> None:
+    """A group issue Jira refuses to edit: the refresh goes to the retry queue (kind group_refresh), is not tried
+    again before its back-off ends, is listed by `reconcile` as stuck, and converges once the fault clears."""
+    world, provider, docs = grouped
+    key = the_group_issue(world)["key"]
+    world.sandbox.jira_app.inject_fault("PUT", f"/issue/{key}$", status=400, times=100)
+    provider.send({**docs[0], "Compliance": PASSED})
+    report = cycle(world)
+    assert any(f"refresh of group issue {key} failed" in e and "retried with back-off" in e for e in report.errors)
+    puts = sum(n for route, n in world.sandbox.jira_app.calls.items() if route.startswith("PUT "))
+    result, _ = Reconciler(world.syncer(world.config(rulebook=GROUPED))).audit()
+    (stuck,) = result.stuck
+    assert stuck.startswith("group_refresh group grp-") and f"issue {key}" in stuck and "400" in stuck
+    report = cycle(world)  # within the back-off: no second try
+    assert sum(n for route, n in world.sandbox.jira_app.calls.items() if route.startswith("PUT ")) == puts
+    assert any("wait for a retry (group_refresh" in e for e in report.errors)
+    world.sandbox.jira_app.clear_faults()
+    report = world.cycle(world.config(rulebook=GROUPED), clock=lambda: time.time() + 3600)  # past the back-off
+    assert report.updated == 1 and not report.errors, report.errors
+    assert "2 active" in world.sandbox.jira_app.issue(key)["summary"]
+    result, _ = Reconciler(world.syncer(world.config(rulebook=GROUPED))).audit()
+    assert result.stuck == []
 
 
 def test_all_pass_resolves_then_one_back_reopens(grouped: Any) -> None:

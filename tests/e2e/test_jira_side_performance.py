@@ -43,7 +43,7 @@ def test_the_cycle_after_a_backfill_searches_what_changed_not_what_was_created(w
     backfill(world, N)
     cfg = world.config(link_back="status-only")
     assert world.cycle(cfg).created == N
-    key = sorted((i["key"] for i in world.issues()), key=lambda k: int(k.split("-")[1]))[7]
+    key = world.issue_for(finding(7)["Id"])["key"]  # creates of several pages are in flight: keys in any order
     # An hour later: every issue is older than the last closure search. The search before issue 16 paged
     # through all of them (`updated >= -70m AND (statusCategory = Done OR created < -59m)`: 20 pages here).
     with jira_later(world, timedelta(hours=1)):
@@ -81,7 +81,7 @@ def test_a_pages_bulk_creates_overlap_and_the_ledger_has_them_all(world: World) 
     finally:
         app.realism.sleeper, app.realism.latency = time.sleep, 0
     assert report.created == 200 and report.create_errors == 0
-    assert app.peak_in_flight()[bulk] == 2
+    assert app.peak_in_flight()[bulk] in (2, 3)  # the page's two chunks; the next page's may join (at most 3)
     labels = [lb for i in world.issues() for lb in i["labels"] if lb.startswith("sh2jira-")]
     assert len(labels) == len(set(labels)) == 200
     assert all(f["Workflow"]["Status"] == "NOTIFIED" for f in world.findings())

@@ -261,3 +261,110 @@ def test_an_item_whose_finding_the_next_run_does_not_read_waits_for_the_findings
     key_early, key_late = world.issue_for(early["Id"])["key"], world.issue_for(late["Id"])["key"]
     assert after[key_early] == before[key_early]
     assert (before[key_late]["priority"], after[key_late]["priority"]) == ("Medium", "Highest")
+
+
+# -- grouping: the preview's group creates, joins and group-issue changes are what the next run does ------------
+
+GROUP_RULE = """\
+  - name: controls-grouped
+    match: {control_id: ["S3.*"]}
+    group_by: control
+"""
+
+
+def _grouped_rulebook(priorities: str = "") -> str:
+    from tests.e2e.world import DEFAULT_RULEBOOK
+
+    return DEFAULT_RULEBOOK.format(control_findings="by-finding") + GROUP_RULE + priorities
+
+
+def _plain(text: str) -> str:
+    return str(text).replace("\\", "")
+
+
+def _group_issue(issues: dict[str, dict[str, Any]], group: str) -> dict[str, Any]:
+    (issue,) = [i for i in issues.values() if f"sh2jira-{group}" in i["labels"]]
+    return issue
+
+
+def _linked(world: World, finding_id: str) -> str:
+    return str((world.finding(finding_id).get("UserDefinedFields") or {}).get("sh2jira_issue", ""))
+
+
+def test_the_next_run_creates_and_joins_the_groups_the_preview_listed(cli_env: World, capsys: Any) -> None:
+    """A rulebook that adds `group_by: control`: the preview's group creates (with their members) and its
+    `keep` items are what `run --once` does; then a finding joining a group issue and a priority change on the
+    group issues (groups.plan_refresh) are listed and done the same way. Each preview writes nothing."""
+    world = cli_env
+    provider = Provider(world)
+    own = [provider.send(finding(n)) for n in (0, 1)]
+    config = world.write_config()
+    syncer = world.syncer()
+    assert syncer.run_cycle().created == 2
+    syncer.ledger.close()
+    del syncer
+    gc.collect()
+    s38 = [provider.send(finding(n)) for n in (2, 3)]
+    s31 = provider.send({**finding(4), "Compliance": {"Status": "FAILED", "SecurityControlId": "S3.1"}})
+    new = world.tmp / "NEW.yaml"
+    new.write_text(_grouped_rulebook())
+    ctx = {"world": world, "config": config, "new": new}
+
+    doc = json.loads(_preview(ctx, capsys, "--json"))
+    creates = [i for i in doc["items"] if i["kind"] == "create"]
+    assert sorted(sorted(i["members"]) for i in creates) == sorted([[s31["Id"]], sorted(d["Id"] for d in s38)])
+    assert all(i["group"] and i["issue_key"] is None for i in creates)
+    kept = {i["finding_id"]: i for i in doc["items"] if "keeps its own issue" in i["note"]}
+    assert set(kept) == {d["Id"] for d in own}
+    assert {i["kind"] for i in doc["items"]} <= {"create", "reroute", "keep"}  # members get no item of their own
+    assert doc["counts"]["group_creates"] == 2
+    before = _issues(world)
+    world.write_config(rulebook=_grouped_rulebook())
+    assert main(["run", "--once", "-c", str(config)]) == 0
+    assert "created=2 " in capsys.readouterr().out
+    after = _issues(world)
+    assert len(set(after) - set(before)) == 2
+    group_key = {}
+    for item in creates:
+        issue = _group_issue(after, item["group"])
+        assert issue["key"] not in before
+        for name in ("summary", "priority", "project"):
+            assert issue[name] == item["writes"][name], (name, issue[name], item["writes"][name])
+        table = _plain(world.sandbox.jira_app.issue(issue["key"])["description"])
+        for fid in item["members"]:
+            bucket = world.finding(fid)["Resources"][0]["Id"]
+            assert bucket in table and _linked(world, fid) == issue["key"]
+            group_key[fid] = issue["key"]
+    for d in own:  # kept on their own issues, untouched
+        key = world.issue_for(d["Id"])["key"]
+        assert after[key] == before[key] and _linked(world, d["Id"]) == key
+
+    # A finding joining an existing group issue, and a priority change the groups' refresh makes.
+    gc.collect()  # the run's worker connections are closed (and checkpointed) before the ledger is compared
+    joiner = provider.send(finding(5))
+    new.write_text(_grouped_rulebook("priorities: {HIGH: Highest}\n"))
+    doc = json.loads(_preview(ctx, capsys, "--json"))
+    items = doc["items"]
+    (join,) = [i for i in items if i["kind"] == "join"]
+    s38_issue = group_key[s38[0]["Id"]]
+    assert (join["finding_id"], join["issue_key"]) == (joiner["Id"], s38_issue)
+    group_changes = {i["issue_key"]: i for i in items if i["kind"] == "change" and i["group"]}
+    assert set(group_changes) == {s38_issue, group_key[s31["Id"]]}
+    for item in group_changes.values():
+        assert {c["field"]: (c["old"], c["new"]) for c in item["changes"]} == {"priority": ("High", "Highest")}
+        assert item["writes"]["fields"]["priority"] == "Highest"
+    assert not any(i["kind"] == "create" for i in items)
+    before = _issues(world)
+    world.write_config(rulebook=_grouped_rulebook("priorities: {HIGH: Highest}\n"))
+    assert main(["run", "--once", "-c", str(config)]) == 0
+    summary = capsys.readouterr().out
+    written = [i for i in items if i["issue_key"] and i["writes"]]
+    assert "created=0 " in summary and f"updated={len(written)} " in summary
+    after = _issues(world)
+    assert set(after) == set(before)
+    for key, item in group_changes.items():
+        assert after[key]["priority"] == "Highest" and item["writes"]["comment"]
+        comments = [c["body"] for c in world.sandbox.jira_app.issue(key)["comments"]]
+        assert sum("so the priority changed from High to Highest" in c for c in comments) == 1
+    assert joiner["Resources"][0]["Id"] in _plain(world.sandbox.jira_app.issue(s38_issue)["description"])
+    assert _linked(world, joiner["Id"]) == s38_issue
