@@ -298,6 +298,7 @@ def summary(result: dict[str, Any]) -> str:
     lines = [
         f"backfill of {o['findings']} findings, link_back={o['link_back']}, Jira {o['flavour']} "
         f"{o['jira_rate']} req/s + {o['jira_latency'] * 1000:.0f} ms"
+        f"{', jira.max_concurrency ' + str(o['jira_concurrency']) if o.get('jira_concurrency') else ''}"
         f"{', what-if ' + ','.join(o['whatif']) if o['whatif'] else ''}: exit {b['exit']}",
         f"  issues {b['issues']} (expected {b['expected_issues']}), duplicates {b['duplicates']}, "
         f"missing {b['missing']}, link-backs present {b['linkbacks_present']}",

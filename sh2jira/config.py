@@ -165,8 +165,10 @@ class JiraConfig(Section):
     remote_links: bool = Field(default=False, description="A remote link to the finding (a call per issue).")
     bulk_size: int = Field(default=50, ge=1, le=50, description="Issues per bulk create (Jira: at most 50).")
     max_concurrency: int = Field(default=3, ge=1, le=10, description=(
-        "Bulk creates in flight at once: a page's chunks go out side by side, results kept in order. A real "
-        "site's bulk create of 50 takes about a second; max_requests_per_second still paces every call."))
+        "Bulk creates in flight at once, within a page and across pages (the next page is planned while they "
+        "are in flight; results recorded in order, the cursor waits for them). About the rate limit times a "
+        "bulk create's latency: a site that takes about a second per bulk create of 50 wants ~10. "
+        "max_requests_per_second still paces every call."))
     max_requests_per_second: float | None = Field(default=None, gt=0, le=1000, description=(
         "Pace Jira calls to this rate (burst of the same size) instead of meeting 429s; unset: no pacing. "
         "Jira Cloud's limits depend on the site and the endpoint: set it to what your site allows."))

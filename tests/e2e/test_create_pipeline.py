@@ -12,6 +12,7 @@ import time
 from datetime import timedelta
 
 from sh2jira.config import Config
+from sh2jira.finding import FindingKey
 from sh2jira.ledger import CREATING
 from sh2jira.securityhub import iso
 from sh2jira.sync import CycleReport
@@ -104,3 +105,39 @@ def test_a_stop_while_creates_are_in_flight_records_them_before_the_cursor_moves
     one_issue_each(world, 100)
     assert world.cycle(config(world, 4)).created == 100
     one_issue_each(world, 200)
+
+
+def test_a_finding_read_again_while_its_create_is_in_flight_is_not_created_twice(world: World) -> None:
+    """Finding 0 changes in Security Hub after the first page was read: it comes again in the last page, while
+    the first page's creates are still held in flight. Its entry is CREATING, so the planner leaves it."""
+    backfill(world, 300)
+    app = world.sandbox.jira_app
+    release = threading.Event()
+    seen: list[str] = []
+    syncer = world.syncer(config(world, 6))  # room for three pages' chunks: none is recorded before the last page
+
+    def hold(_: float) -> None:
+        if app.realism.in_flight[BULK]:
+            release.wait(5)
+
+    def progress(report: CycleReport, scope: str) -> None:
+        key = FindingKey(finding(0)["ProductArn"], finding(0)["Id"]).digest
+        seen.append(syncer.ledger.get([key])[key].state)
+        if len(seen) == 1:  # page 2 is already read (a page ahead): finding 0 comes again after page 3
+            doc = fresh(finding(0), NOW - timedelta(minutes=30))
+            doc["Title"] = "changed while its create was in flight"
+            assert world.client().batch_import_findings(Findings=[doc])["FailedCount"] == 0
+        if len(seen) == 4:
+            release.set()
+
+    syncer.progress = progress
+    app.realism.sleeper, app.realism.latency = hold, 1
+    try:
+        report = syncer.run_cycle()
+    finally:
+        app.realism.sleeper, app.realism.latency = time.sleep, 0
+        release.set()
+    assert seen[:4] == [CREATING] * 4  # read again (page 4) while the create sent with page 1 was in flight
+    assert (report.read, report.created, report.create_errors) == (301, 300, 0)
+    one_issue_each(world, 300)
+    assert syncer.ledger.in_state(CREATING) == []
