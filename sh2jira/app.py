@@ -166,7 +166,10 @@ def open_ledger(cfg: Config, *, dry_run: bool = False, session: boto3.session.Se
         return OverlayLedger(shared) if dry_run else shared
     path = cfg.ledger.path
     if dry_run:  # a dry run writes no file: it plans on an overlay that keeps its writes (a rebuild) in memory
-        return OverlayLedger(SqliteLedger(path if os.path.exists(path) else ":memory:"))
+        if not os.path.exists(path):
+            return OverlayLedger(SqliteLedger(":memory:"))
+        # A file in an older layout is planned on from an in-memory upgraded copy, never upgraded in place.
+        return OverlayLedger(SqliteLedger(path) if SqliteLedger.current(path) else SqliteLedger.snapshot(path))
     return SqliteLedger(path)
 
 

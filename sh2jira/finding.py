@@ -8,6 +8,7 @@ cannot be ticketed with a `FindingError` that names the finding and the reason.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any
 SEVERITY_LABELS = ("INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL")
 WORKFLOW_STATUSES = ("NEW", "NOTIFIED", "RESOLVED", "SUPPRESSED")
 # Legacy top-level WorkflowState values and the Workflow.Status they stand for.
+log = logging.getLogger(__name__)
 _LEGACY_WORKFLOW = {"NEW": "NEW", "ASSIGNED": "NOTIFIED", "IN_PROGRESS": "NOTIFIED", "DEFERRED": "SUPPRESSED",
                     "RESOLVED": "RESOLVED"}
 
@@ -307,19 +309,23 @@ def _resources(p: FieldReader) -> tuple[Resource, ...]:
 
 
 def _vulnerabilities(p: FieldReader) -> tuple[Vulnerability, ...]:
+    """Inspector's exploit and EPSS facts. A value of an unexpected shape is logged and taken as unknown, never
+    fatal: the finding is still ticketed, updated and resolved; only the exploit/EPSS conditions cannot hold."""
     value = p.get("Vulnerabilities")
     if value is None:
         return ()
     if not isinstance(value, list):
-        raise FindingError(p.finding_id, "Vulnerabilities must be a list")
+        _odd(p.finding_id, "Vulnerabilities is not a list", value)
+        return ()
     out = []
     for i, item in enumerate(value):
         if not isinstance(item, Mapping):
-            raise FindingError(p.finding_id, f"Vulnerabilities[{i}] must be an object")
+            _odd(p.finding_id, f"Vulnerabilities[{i}] is not an object", item)
+            continue
         exploit = item.get("ExploitAvailable")
         if exploit not in (None, "YES", "NO"):
-            raise FindingError(p.finding_id, f"Vulnerabilities[{i}].ExploitAvailable must be YES or NO, got "
-                                             f"{exploit!r}")
+            _odd(p.finding_id, f"Vulnerabilities[{i}].ExploitAvailable is not YES or NO", exploit)
+            exploit = None
         seen = item.get("LastKnownExploitAt")
         out.append(Vulnerability(
             id=str(item.get("Id") or ""), exploit_available=None if exploit is None else exploit == "YES",
@@ -328,8 +334,13 @@ def _vulnerabilities(p: FieldReader) -> tuple[Vulnerability, ...]:
     return tuple(out)
 
 
+def _odd(finding_id: str, what: str, value: Any) -> None:
+    log.warning("finding %s: %s (got %r): taken as unknown", finding_id, what, value,
+                extra={"finding_id": finding_id})
+
+
 def epss_score(finding_id: str, where: str, value: Any) -> float | None:
-    """An EPSS score (a probability, 0..1; OCSF sends it as a string); FindingError naming `where` if it is not."""
+    """An EPSS score (a probability, 0..1; OCSF sends it as a string); None, logged, if it is not one."""
     if value is None or value == "":
         return None
     try:
@@ -337,7 +348,8 @@ def epss_score(finding_id: str, where: str, value: Any) -> float | None:
     except ValueError:
         score = -1.0
     if not 0.0 <= score <= 1.0:
-        raise FindingError(finding_id, f"{where} must be a number from 0 to 1, got {value!r}")
+        _odd(finding_id, f"{where} is not a number from 0 to 1", value)
+        return None
     return score
 
 

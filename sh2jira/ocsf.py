@@ -33,6 +33,7 @@ the description, which is where ASFF findings carry such detail too.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -49,6 +50,8 @@ from .finding import (
     parse_time,
     unwrap_documents,
 )
+
+log = logging.getLogger(__name__)
 
 V2_EVENT = "Findings Imported V2"
 SEVERITY_BY_ID = {1: "INFORMATIONAL", 2: "LOW", 3: "MEDIUM", 4: "HIGH", 5: "CRITICAL", 6: "CRITICAL"}
@@ -366,9 +369,10 @@ def _vulnerabilities(p: _Reader) -> tuple[Vulnerability, ...]:
         cve: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
         epss = cve.get("epss")
         exploit = vuln.get("is_exploit_available")
-        if exploit is not None and not isinstance(exploit, bool):
-            raise FindingError(p.finding_id, f"vulnerabilities[{i}].is_exploit_available must be true or false, "
-                                             f"got {exploit!r}")
+        if exploit is not None and not isinstance(exploit, bool):  # unknown, not fatal (finding._vulnerabilities)
+            log.warning("finding %s: vulnerabilities[%d].is_exploit_available is not true or false (got %r): taken "
+                        "as unknown", p.finding_id, i, exploit, extra={"finding_id": p.finding_id})
+            exploit = None
         out.append(Vulnerability(
             id=str(cve.get("uid") or vuln.get("title") or ""), exploit_available=exploit,
             known_exploited=bool(vuln.get("exploit_last_seen_time") or vuln.get("exploit_last_seen_time_dt")),

@@ -19,6 +19,7 @@ from .finding import Finding
 from .ledger import CLOSED, CREATING, FAILED, OPEN, SUPERSEDED, Entry
 from .ocsf import DELETED, is_ocsf, link_status_v2, linked_issue_v2
 from .rulebook import Decision, Route, Rulebook, decide
+from .templates import is_reserved_label
 
 if TYPE_CHECKING:
     from .group_plan import GroupPlanner
@@ -199,7 +200,9 @@ def identity(finding: Finding, scope: str = "") -> dict[str, str]:
 
 
 def owned_labels(finding: Finding, route: Route) -> tuple[str, ...]:
-    return tuple(dict.fromkeys((MANAGED_LABEL, finding.key.label, *route.labels)))
+    """sh2jira's two labels, then the route's, never one that could name another finding (templates.py)."""
+    return tuple(dict.fromkeys((MANAGED_LABEL, finding.key.label,
+                                *(lb for lb in route.labels if not is_reserved_label(lb)))))
 
 
 # Bump when render.description's layout changes, so that tracked issues get the new layout on their next read.

@@ -107,8 +107,10 @@ def _of_age(syncer: Syncer, report: CycleReport, items: list[RetryItem]) -> None
     """Findings whose min_age has passed: read by id and planned as new (the plan may make them wait again)."""
     if not items:
         return
-    entries = syncer.ledger.get(i.key for i in items)
-    syncer.ledger.drop_retries(i.item for i in items if i.key in entries)  # ticketed meanwhile (a later read)
+    # Ticketed meanwhile (a later read): an issue, or an intent that _recover settles. A FAILED create keeps its wait.
+    entries = {k: e for k, e in syncer.ledger.get(i.key for i in items).items()
+               if e.state in (OPEN, CLOSED, CREATING)}
+    syncer.ledger.drop_retries(i.item for i in items if i.key in entries)
     by_region: dict[str, list[RetryItem]] = defaultdict(list)
     for item in items:
         if item.key not in entries:
@@ -124,9 +126,13 @@ def _of_age(syncer: Syncer, report: CycleReport, items: list[RetryItem]) -> None
             if ident not in present:
                 log.info("finding %s went away before its min_age: no issue", item.finding_id,
                          extra={"finding_id": item.finding_id})
-        syncer.ledger.drop_retries(i.item for i in group)  # the fresh plan records a finding again if still young
         log.info("%d finding(s) reached their min_age", len(present))
         syncer._apply(syncer._planned(syncer._parse(raw, report), region, report), region, report)
+        # Settled only once the fresh plan's outcome is recorded (an intent, an issue, a skip, or a new wait, whose
+        # row was written again with a later time): a failure or a kill before this point keeps the wait.
+        again = syncer.ledger.retries(i.item for i in group)
+        syncer.ledger.drop_retries(i.item for i in group
+                                   if (row := again.get(i.item)) is None or row.next_try <= i.next_try)
 
 
 def _finding_writes(syncer: Syncer, items: list[RetryItem]) -> None:

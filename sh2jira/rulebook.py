@@ -35,7 +35,7 @@ from .matchers import GLOB_PATTERN, MATCHERS, Matcher, glob_problem
 from .routefill import RouteSpec, TagMap, compile_spec, resolve, static_parts
 from .routefill import trace as tag_trace
 from .sla import DURATION_PATTERN, duration_problem, parse_duration, show
-from .templates import compile_template
+from .templates import compile_template, is_reserved_label
 
 SeverityLabel = Literal["CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL"]
 ComplianceStatus = Literal["PASSED", "WARNING", "FAILED", "NOT_AVAILABLE"]
@@ -115,7 +115,17 @@ Glob = Annotated[str, StringConstraints(min_length=1), AfterValidator(_glob_ok),
                  Field(json_schema_extra={"pattern": GLOB_PATTERN})]
 Regex = Annotated[str, StringConstraints(min_length=1), AfterValidator(_compiles), Field(json_schema_extra={
     "format": "regex"})]
-Label = Annotated[str, StringConstraints(min_length=1, max_length=255), _LABEL[0], _LABEL[1]]
+
+
+def _not_own_label(label: str) -> str:
+    if is_reserved_label(label):
+        raise ValueError(f"{label!r}: labels `sh2jira` and `sh2jira-…` are sh2jira's own (they say which finding an "
+                         "issue belongs to); a rule cannot set them")
+    return label
+
+
+Label = Annotated[str, StringConstraints(min_length=1, max_length=255), _LABEL[0], _LABEL[1],
+                  AfterValidator(_not_own_label)]
 
 
 def _template_ok(text: str) -> str:
@@ -124,8 +134,11 @@ def _template_ok(text: str) -> str:
 
 
 def _label_template_ok(text: str) -> str:
-    if any(ch.isspace() for ch in compile_template(text).literal):
+    template = compile_template(text)
+    if any(ch.isspace() for ch in template.literal):
         raise ValueError(f"{text!r} is not a valid Jira label (labels cannot contain spaces)")
+    if template.is_static:
+        _not_own_label(template.literal)
     return text
 
 

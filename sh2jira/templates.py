@@ -165,10 +165,17 @@ def label_value(text: str) -> str:
     return wiki.truncate("-".join(wiki.one_line(text).split(" ")), ONE_LINE_LIMIT, marker="")
 
 
+def is_reserved_label(label: str) -> bool:
+    """`sh2jira` and `sh2jira-…` say which finding or group an issue belongs to (dedup, recovery, rebuild): only
+    sh2jira sets them. A tag value rendered into a label must never forge another finding's identity."""
+    return label.casefold() == "sh2jira" or label.casefold().startswith("sh2jira-")
+
+
 def render_labels(templates: Sequence[Template], finding: Finding) -> tuple[str, ...]:
-    """Labels rendered, cleaned, empties dropped, duplicates removed (first kept)."""
-    return tuple(dict.fromkeys(v for v in (label_value(t.render(finding)) for t in templates) if v))
+    """Labels rendered, cleaned, empties and sh2jira's own labels dropped, duplicates removed (first kept)."""
+    rendered = (label_value(t.render(finding)) for t in templates)
+    return tuple(dict.fromkeys(v for v in rendered if v and not is_reserved_label(v)))
 
 
-__all__ = ["FACTS", "NAMES", "Template", "TemplateError", "check", "compile_template", "label_value",
-           "one_line_value", "render_labels"]
+__all__ = ["FACTS", "NAMES", "Template", "TemplateError", "check", "compile_template", "is_reserved_label",
+           "label_value", "one_line_value", "render_labels"]

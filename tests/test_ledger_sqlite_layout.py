@@ -178,3 +178,27 @@ def test_lookups_by_alias_and_issue_use_their_indexes(tmp_path: Path) -> None:
     assert len(selects) == 2
     plans = [str(db.execute(f"EXPLAIN QUERY PLAN {s}").fetchall()) for s in selects]
     assert "USING INDEX entries_alias" in plans[0] and "USING INDEX entries_issue" in plans[1]
+
+
+def test_a_dry_run_plans_on_an_old_layout_without_upgrading_the_file(tmp_path: Path) -> None:
+    """`run --dry-run` of a new version beside a ledger an older one still uses: the file stays byte for byte."""
+    from sh2jira.app import open_ledger
+    from sh2jira.config import Config
+
+    path = tmp_path / "old.sqlite3"
+    entries = ODD + [real_entry(i) for i in range(100, 130)]
+    _layout1_file(path, entries)
+    before = path.read_bytes()
+    assert not SqliteLedger.current(path)
+    cfg = Config.model_validate({
+        "securityhub": {"regions": ["us-east-1"]},
+        "jira": {"url": "https://example.atlassian.net", "user": "bot@example.com"},
+        "ledger": {"path": str(path)},
+        "rulebook": {"defaults": {"project": "SEC"}}}, strict=False)
+    ledger = open_ledger(cfg, dry_run=True)
+    assert ledger.get(e.key for e in entries) == {e.key: e for e in entries}
+    ledger.put([real_entry(999)])  # kept in memory by the overlay
+    ledger.close()
+    assert path.read_bytes() == before
+    SqliteLedger(path).close()  # a real run upgrades it
+    assert SqliteLedger.current(path)

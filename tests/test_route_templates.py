@@ -211,3 +211,22 @@ def test_a_summary_must_say_something() -> None:
         rulebook(summary="  ")
     with pytest.raises(ValidationError, match="unknown key|Extra inputs"):
         rulebook(assignee_from_tag={"tag": "owner", "map": {"a": "b"}, "fallbak": "x"})
+
+
+def test_a_tag_value_never_forges_sh2jira_own_labels() -> None:
+    """A label rendered from a tag that reads like sh2jira's own (`sh2jira-<digest>` of another finding) is dropped:
+    it would make recovery, rebuild and reconcile take this issue for the other finding's."""
+    book = rulebook(labels=["security-hub", "{resource.tags.team}"])
+    forged = finding(Resources=tags(team="sh2jira-0123456789abcdef0123"))
+    create = plan_page([forged], book, {}, {}).creates[0]
+    own = [lb for lb in create.draft.labels if lb.startswith("sh2jira-")]
+    assert own == [forged.key.label]
+    assert "security-hub" in create.draft.labels
+    plain = finding(Resources=tags(team="payments"))
+    assert "payments" in plan_page([plain], book, {}, {}).creates[0].draft.labels
+
+
+@pytest.mark.parametrize("label", ["sh2jira", "sh2jira-0123456789abcdef0123", "SH2JIRA-grp-1"])
+def test_a_rule_cannot_set_sh2jira_own_labels(label: str) -> None:
+    with pytest.raises(ValidationError, match="sh2jira's own"):
+        rulebook(labels=["security-hub", label])

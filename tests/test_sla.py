@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import io
 import json
-import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,7 +17,7 @@ from prometheus_client import generate_latest
 from sh2jira.audit import audit
 from sh2jira.config import ConfigError, config_json_schema, load_config
 from sh2jira.explain import explain_finding, planned
-from sh2jira.finding import Finding, FindingError
+from sh2jira.finding import Finding
 from sh2jira.ledger import CREATING, OPEN
 from sh2jira.metrics import Metrics
 from sh2jira.ocsf import parse_ocsf
@@ -205,13 +204,17 @@ def test_asff_vulnerability_fields_are_read() -> None:
 
 
 @pytest.mark.parametrize(("field", "value", "says"), [
-    ("ExploitAvailable", "MAYBE", "Vulnerabilities[0].ExploitAvailable must be YES or NO"),
-    ("EpssScore", "high", "Vulnerabilities[0].EpssScore must be a number from 0 to 1"),
-    ("EpssScore", 7, "Vulnerabilities[0].EpssScore must be a number from 0 to 1"),
+    ("ExploitAvailable", "MAYBE", "Vulnerabilities[0].ExploitAvailable is not YES or NO"),
+    ("EpssScore", "high", "Vulnerabilities[0].EpssScore is not a number from 0 to 1"),
+    ("EpssScore", 7, "Vulnerabilities[0].EpssScore is not a number from 0 to 1"),
 ])
-def test_bad_vulnerability_fields_name_the_field(field: str, value: Any, says: str) -> None:
-    with pytest.raises(FindingError, match=re.escape(says)):
-        inspector(**{field: value})
+def test_a_bad_vulnerability_field_is_logged_as_unknown_and_the_finding_still_parses(
+        field: str, value: Any, says: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Never fatal: a finding dropped as invalid would get no issue, or its issue would never resolve."""
+    (v,) = inspector(**{field: value}).vulnerabilities
+    assert (v.exploit_available if field == "ExploitAvailable" else v.epss) is None
+    assert says in caplog.text
+    assert _match({"exploit_available": True}, inspector(**{field: value}))[0] is False
 
 
 def _match(match: dict[str, Any], f: Finding) -> tuple[bool, str]:
@@ -265,9 +268,10 @@ def test_the_same_conditions_match_ocsf(match: dict[str, Any], vuln: dict[str, A
     assert _match(match, _ocsf(**vuln))[0] is hit
 
 
-def test_a_bad_ocsf_exploit_flag_is_named() -> None:
-    with pytest.raises(FindingError, match=r"vulnerabilities\[0\].is_exploit_available must be true or false"):
-        _ocsf(is_exploit_available="yes")
+def test_a_bad_ocsf_exploit_flag_is_logged_as_unknown(caplog: pytest.LogCaptureFixture) -> None:
+    (v,) = _ocsf(is_exploit_available="yes").vulnerabilities
+    assert v.exploit_available is None and v.epss == 0.61
+    assert "vulnerabilities[0].is_exploit_available is not true or false" in caplog.text
 
 
 # --- min_age ------------------------------------------------------------------------------------------------

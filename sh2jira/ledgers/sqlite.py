@@ -62,6 +62,16 @@ class SqliteLedger:
                 db.execute("VACUUM")  # the layout-1 pages are free now: give them back
             self._strings.load(db)
 
+    @staticmethod
+    def current(path: str | Path) -> bool:
+        """Whether the file is already in this version's layout (read through a read-only connection): opening
+        one that is not upgrades it, which a dry run must not do to a file another version may still use."""
+        source = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        try:
+            return layout.is_current(source)
+        finally:
+            source.close()
+
     @classmethod
     def snapshot(cls, path: str | Path) -> SqliteLedger:
         """An in-memory copy of the ledger file, read through a read-only connection: not one byte of the file

@@ -67,6 +67,12 @@ def _columns(db: sqlite3.Connection, table: str) -> list[str]:
     return [str(r[1]) for r in db.execute(f"PRAGMA table_info({table})")]
 
 
+def is_current(db: sqlite3.Connection) -> bool:
+    """Whether `prepare` would leave the file as it is (this layout, every column of this version's Entry)."""
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    return version >= LAYOUT and set(_column_defs()) <= set(_columns(db, "entries"))
+
+
 def prepare(db: sqlite3.Connection) -> bool:
     """Create the entries table and its `strings`, upgrade a layout-1 table, add columns for new Entry fields.
     Runs inside the caller's transaction; True when a layout-1 file was upgraded (the caller VACUUMs)."""
