@@ -10,27 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from bench.ledger_size import LAYOUT1  # the entries table as released before layout 2 (user_version 0)
 from sh2jira.ledger import CLOSED, CREATING, FAILED, OPEN, Entry
 from sh2jira.ledgers import sqlite as sqlite_ledger
 from sh2jira.ledgers import sqlite_layout as layout
 from sh2jira.ledgers.export import read_ledger
 from sh2jira.ledgers.sqlite import SqliteLedger
 
-# The entries table of the first layout, as released (user_version 0).
-LAYOUT1 = """
-CREATE TABLE entries (
-    key TEXT PRIMARY KEY, product_arn TEXT NOT NULL, finding_id TEXT NOT NULL, state TEXT NOT NULL,
-    alias TEXT NOT NULL DEFAULT '', region TEXT NOT NULL DEFAULT '', issue_key TEXT NOT NULL DEFAULT '',
-    issue_id TEXT NOT NULL DEFAULT '', project TEXT NOT NULL DEFAULT '', fingerprint TEXT NOT NULL DEFAULT '',
-    severity TEXT NOT NULL DEFAULT '', priority TEXT NOT NULL DEFAULT '', labels TEXT NOT NULL DEFAULT '[]',
-    finding_updated_at TEXT NOT NULL DEFAULT '', linkback_pending INTEGER NOT NULL DEFAULT 0,
-    linkback_issue TEXT NOT NULL DEFAULT '', attempts INTEGER NOT NULL DEFAULT 0, changed_at REAL NOT NULL
-);
-CREATE INDEX entries_alias ON entries(alias) WHERE alias != '';
-CREATE INDEX entries_issue ON entries(issue_key) WHERE issue_key != '';
-CREATE INDEX entries_state ON entries(state);
-CREATE INDEX entries_linkback ON entries(linkback_pending) WHERE linkback_pending = 1;
-"""
 PRODUCTS = [f"arn:aws:securityhub:us-east-1::product/aws/{p}" for p in ("securityhub", "guardduty", "inspector")]
 SCOPES = ["us-east-1", "eu-west-1", "111122223333/ap-southeast-2"]
 

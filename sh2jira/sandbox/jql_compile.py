@@ -29,9 +29,8 @@ from sh2jira.sandbox.jql_ast import (
     ValueList,
 )
 from sh2jira.sandbox.jql_dates import (
-    DATE_FUNCTIONS,
     VALID_FORMATS,
-    call_date_function,
+    date_of_function,
     from_epoch_millis,
     parse_date,
     to_minute,
@@ -206,12 +205,8 @@ class Compiler:
         for item in items:
             if not isinstance(item, Function):
                 continue
-            if item.name.lower() not in DATE_FUNCTIONS:
-                self.messages.append(f"Unable to find JQL function '{item.display()}'.")
-                return None
-            result = call_date_function(item.name, item.args, self.now)
-            if isinstance(result, str):
-                self.messages.append(result)
+            result = date_of_function(item.name, item.display(), item.args, self.now, self.messages)
+            if result is None:
                 return None
             calls[item] = result
         return calls

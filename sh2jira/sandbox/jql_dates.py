@@ -113,3 +113,16 @@ def call_date_function(name: str, args: tuple[str, ...], now: datetime) -> datet
         sign, amount, unit = increment.groups()
         moment = _add(moment, -int(amount) if sign == "-" else int(amount), unit or natural_unit)
     return moment
+
+
+def date_of_function(name: str, display: str, args: tuple[str, ...], now: datetime,
+                     messages: list[str]) -> datetime | None:
+    """A JQL date function's value, or None with Jira's message appended (unknown function, bad arguments)."""
+    if name.lower() not in DATE_FUNCTIONS:
+        messages.append(f"Unable to find JQL function '{display}'.")
+        return None
+    result = call_date_function(name, args, now)
+    if isinstance(result, str):
+        messages.append(result)
+        return None
+    return result

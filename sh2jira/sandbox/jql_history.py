@@ -21,9 +21,8 @@ from typing import Any
 
 from sh2jira.sandbox.jql_ast import Function, HistoryPredicate, Literal, Operand, ValueList
 from sh2jira.sandbox.jql_dates import (
-    DATE_FUNCTIONS,
     VALID_FORMATS,
-    call_date_function,
+    date_of_function,
     from_epoch_millis,
     parse_date,
     to_minute,
@@ -111,14 +110,8 @@ class HistoryCompiler:
 
     def _moment(self, keyword: str, item: Operand) -> datetime | None:
         if isinstance(item, Function):
-            if item.name.lower() not in DATE_FUNCTIONS:
-                self.messages.append(f"Unable to find JQL function '{item.display()}'.")
-                return None
-            result = call_date_function(item.name, item.args, self.now)
-            if isinstance(result, str):
-                self.messages.append(result)
-                return None
-            return to_minute(result)
+            result = date_of_function(item.name, item.display(), item.args, self.now, self.messages)
+            return None if result is None else to_minute(result)
         if isinstance(item, Literal):
             moment = from_epoch_millis(item.number) if item.number is not None else parse_date(item.text, self.now)
             if moment is not None:
