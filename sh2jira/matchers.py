@@ -153,28 +153,22 @@ def _names(f: Finding) -> str:
     return ", ".join(v.id or "?" for v in f.vulnerabilities) or "none"
 
 
+def _flagged(wanted: bool, f: Finding, flag: str, words: str) -> Verdict:
+    """`wanted` true: some vulnerability has `flag`; false: none has it. The trace names the one that does."""
+    hit = next((v for v in f.vulnerabilities if getattr(v, flag)), None)
+    if hit is not None:
+        return wanted, f"vulnerability {hit.id or '?'} {words}"
+    return not wanted, f"no vulnerability ({_names(f)}) {words}"
+
+
 @matcher("exploit_available", bool)
 def _exploit_available(wanted: bool, f: Finding) -> Verdict:
-    hit = next((v for v in f.vulnerabilities if v.exploit_available), None)
-    if wanted:
-        if hit is not None:
-            return True, f"vulnerability {hit.id or '?'} has an exploit available"
-        return False, f"no vulnerability ({_names(f)}) has an exploit available"
-    if hit is not None:
-        return False, f"vulnerability {hit.id or '?'} has an exploit available"
-    return True, f"no vulnerability ({_names(f)}) has an exploit available"
+    return _flagged(wanted, f, "exploit_available", "has an exploit available")
 
 
 @matcher("known_exploited", bool)
 def _known_exploited(wanted: bool, f: Finding) -> Verdict:
-    hit = next((v for v in f.vulnerabilities if v.known_exploited), None)
-    if wanted:
-        if hit is not None:
-            return True, f"vulnerability {hit.id or '?'} is known to be exploited"
-        return False, f"no vulnerability ({_names(f)}) is known to be exploited"
-    if hit is not None:
-        return False, f"vulnerability {hit.id or '?'} is known to be exploited"
-    return True, f"no vulnerability ({_names(f)}) is known to be exploited"
+    return _flagged(wanted, f, "known_exploited", "is known to be exploited")
 
 
 @matcher("epss_min", float)

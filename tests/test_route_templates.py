@@ -15,14 +15,8 @@ from sh2jira.ledger import OPEN
 from sh2jira.plan import plan_page
 from sh2jira.rulebook import Rulebook, decide, explain
 from tests.test_plan import finding, tracked
+from tests.test_validation import HEAD
 
-HEAD = """\
-securityhub:
-  regions: [us-east-1]
-jira:
-  url: https://example.atlassian.net
-  user: bot@example.com
-"""
 ALICE, BOB = "acct-alice", "acct-bob"
 BOOK: dict[str, Any] = {
     "defaults": {
