@@ -6,13 +6,14 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 import boto3
 
 from .config import Config
-from .jira_sink import JiraSetupError, JiraSink, connect
+from .jira_sink import JiraSetupError, JiraSink, connect, fetch_server_info
 from .lease import Lease
 from .ledger import OPEN, Ledger
 from .ledgers.sqlite import SqliteLedger
@@ -69,17 +70,30 @@ def rulebook_targets(rulebook: Rulebook) -> tuple[dict[str, set[str]], set[str]]
 
 def open_jira(cfg: Config, token: str, *, check: bool = True, metrics: Metrics | None = None,
               policy: RetryPolicy | None = None) -> JiraSink:
+    """The Jira sink, with serverInfo read and (with `check`) the rulebook's projects, issue types and priorities
+    looked up, all side by side: at a real site's ~1 s a call, in sequence they cost seconds before the first create.
+    serverInfo's own failure is the one reported when both fail (a wrong URL or token says more than a 404)."""
     client = connect(cfg.jira.url, user=cfg.jira.user, token=token, flavour=cfg.jira.flavour,
-                     timeout=cfg.jira.timeout_seconds, verify_tls=cfg.jira.verify_tls, policy=policy)
+                     timeout=cfg.jira.timeout_seconds, verify_tls=cfg.jira.verify_tls, policy=policy,
+                     server_info=False)
     if metrics is not None:
         instrument_jira_session(client._session, metrics)
     rate = cfg.jira.max_requests_per_second
     limiter = Limiter(Quota(rate, max(1.0, rate))) if rate else None
     sink = JiraSink(client, policy=policy, bulk_size=cfg.jira.bulk_size, limiter=limiter,
                     max_concurrency=cfg.jira.max_concurrency)
-    if check:
-        projects, priorities = rulebook_targets(cfg.rulebook)
-        sink.check(projects, priorities)
+    if not check:
+        fetch_server_info(client, cfg.jira.url)
+        return sink
+    projects, priorities = rulebook_targets(cfg.rulebook)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sh2jira-serverinfo") as pool:
+        info = pool.submit(fetch_server_info, client, cfg.jira.url)
+        try:
+            sink.check(projects, priorities)
+        except Exception:
+            info.result()  # serverInfo's failure first, when it has one
+            raise
+        info.result()
     return sink
 
 

@@ -51,10 +51,12 @@ class CatchUp:
         self.checked = False  # the newest-issue check ran this cycle
         self.adopted = 0  # entries adopted this cycle
         self.searches = 0
+        self.none_since: datetime | None = None  # this cycle's full rebuild found no sh2jira issue at that time
 
     def start_cycle(self) -> int:
         """At the start of a cycle: a full rebuild when the ledger has never been brought up to date."""
         self.adopted = 0
+        self.none_since = None
         self.checked = self.ledger.cursor(CURSOR) is None  # a rebuild now makes this cycle's check needless
         return self.rebuild(None) if self.checked else 0
 
@@ -89,8 +91,9 @@ class CatchUp:
             f"sh2jira's issues created in the last {created_within_minutes} min"
         log.info("bringing the ledger up to date from Jira: reading %s", what)
         self.searches += 1
-        adopted, batch = 0, []
+        adopted, batch, seen = 0, [], 0
         for raw in self.sink.search(jql, fields=REBUILD_FIELDS, properties=(IDENTITY_PROPERTY,)):
+            seen += 1
             issue = parse_issue(raw)
             if issue is not None:
                 batch.append(issue)
@@ -99,6 +102,8 @@ class CatchUp:
                 batch = []
         adopted += self._adopt(batch)
         self.ledger.set_cursor(CURSOR, iso(started - self.lag))
+        if created_within_minutes is None and not seen:
+            self.none_since = started  # a first install: nothing in Jira for the cycle's closure search to find
         log.info("ledger brought up to date from Jira: %d issue(s) adopted", adopted)
         return adopted
 

@@ -55,6 +55,7 @@ class JiraUnreachable(JiraSetupError):
 
 TOKEN_REJECTED = "Jira rejected the token (expired or revoked?)"
 GATE_ATTR = "sh2jira_gate"  # the JiraGate that connect() attached to a client
+POLICY_ATTR = "sh2jira_policy"  # and the retry policy serverInfo is fetched under
 
 
 @dataclass(frozen=True)
@@ -79,12 +80,14 @@ class JiraCatalog:
 
 
 def connect(url: str, *, user: str | None, token: str, flavour: str = "auto", timeout: float = 30,
-            verify_tls: bool = True, policy: retry.RetryPolicy | None = None, gate: JiraGate | None = None) -> JIRA:
+            verify_tls: bool = True, policy: retry.RetryPolicy | None = None, gate: JiraGate | None = None,
+            server_info: bool = True) -> JIRA:
     """A jira client with a timeout and the library's own retries off (our retry policy decides).
 
     The library's constructor would call serverInfo itself, outside any retry policy (a 429 there meant "cannot
-    start"); it is told not to, and serverInfo is fetched here through the same policy and rate-limit gate as
-    every other call. The gate rides on the client (`GATE_ATTR`) so the sink built from it shares it."""
+    start"); it is told not to, and serverInfo is fetched by `fetch_server_info` through the same policy and
+    rate-limit gate as every other call: here, or (`server_info=False`) by the caller, side by side with the
+    start-up checks (app.open_jira). The gate rides on the client (`GATE_ATTR`) so the sink built from it shares it."""
     policy = policy or retry.RetryPolicy()
     gate = gate or JiraGate(clock=policy.now, sleep=policy.sleep)
     auth: dict[str, Any] = {}
@@ -96,6 +99,17 @@ def connect(url: str, *, user: str | None, token: str, flavour: str = "auto", ti
                   get_server_info=False, **auth)
     client._session.hooks.setdefault("response", []).append(gate.hook())
     setattr(client, GATE_ATTR, gate)
+    setattr(client, POLICY_ATTR, policy)
+    if server_info:
+        fetch_server_info(client, url)
+    return client
+
+
+def fetch_server_info(client: JIRA, url: str) -> None:
+    """serverInfo: Jira's version and deployment type (Cloud or Data Center), which the sink reads from the client.
+    A wrong URL, a wrong token or an unreachable site is a JiraSetupError / JiraAuthError naming it."""
+    policy: retry.RetryPolicy = getattr(client, POLICY_ATTR, None) or retry.RetryPolicy()
+    gate: JiraGate = getattr(client, GATE_ATTR)
     server_info = client._get_url("serverInfo")
 
     def attempt() -> Any:
@@ -115,7 +129,6 @@ def connect(url: str, *, user: str | None, token: str, flavour: str = "auto", ti
                              ) from None
     except (ValueError, KeyError, TypeError):
         raise JiraSetupError(f"cannot reach Jira at {url}: its serverInfo is not Jira's (wrong jira.url?)") from None
-    return client
 
 
 def describe_jira_error(exc: JIRAError, what: str) -> str:
@@ -141,7 +154,6 @@ class JiraSink:
         self.max_concurrency = max(1, min(max_concurrency, MAX_CONCURRENCY))  # bulk creates in flight at once
         self._count_lock = threading.Lock()  # calls/retries are counted from the create threads too
         self.catalog = catalog or JiraCatalog()
-        self.is_cloud = bool(client._is_cloud)
         self.policy = policy or retry.RetryPolicy()
         self.calls: dict[str, int] = {}
         self.retries: dict[str, int] = {}
@@ -153,6 +165,11 @@ class JiraSink:
             client._session.hooks.setdefault("response", []).append(gate.hook())
         gate.before_wait = self._before_gate_wait
         self.gate = gate
+
+    @property
+    def is_cloud(self) -> bool:
+        """From serverInfo, which may still be on its way while the start-up checks run (app.open_jira)."""
+        return bool(self.client._is_cloud)
 
     def _before_gate_wait(self) -> None:
         if self.before_wait is not None:
@@ -213,26 +230,39 @@ class JiraSink:
 
     # -- start-up checks ----------------------------------------------------------------------------------
     def check(self, projects: Mapping[str, set[str]], priorities: set[str]) -> None:
-        """Verify that every project, issue type (per project) and priority the rulebook names exists."""
+        """Verify that every project, issue type (per project) and priority the rulebook names exists.
+
+        The lookups go side by side (up to `max_concurrency`): at a real site's ~1 s a call, one after another they
+        held the first create back by a second per project. Problems are listed in a fixed order all the same."""
         problems: list[str] = []
-        try:
-            known = {p["name"]: p["id"] for p in self._send("priority", "GET", "priority") or []}
-        except JIRAError as exc:
-            raise JiraSetupError(describe_jira_error(exc, "cannot list Jira priorities")) from None
+        keys = sorted(projects)
+
+        def project(key: str) -> Any:
+            try:
+                return self._send("project", "GET", f"project/{key}")
+            except JIRAError as exc:
+                return exc
+
+        with ThreadPoolExecutor(max_workers=max(1, min(self.max_concurrency, len(keys) + 1)),
+                                thread_name_prefix="sh2jira-check") as pool:
+            found = [pool.submit(project, key) for key in keys]
+            try:
+                known = {p["name"]: p["id"] for p in self._send("priority", "GET", "priority") or []}
+            except JIRAError as exc:
+                raise JiraSetupError(describe_jira_error(exc, "cannot list Jira priorities")) from None
+            answers = [f.result() for f in found]
         for name in sorted(priorities):
             if name in known:
                 self.catalog.priorities[name] = known[name]
             else:
                 problems.append(f"priority {name!r} does not exist in Jira (it has: {', '.join(sorted(known))})")
-        for key, types in sorted(projects.items()):
-            try:
-                project = self._send("project", "GET", f"project/{key}")
-            except JIRAError as exc:
-                problems.append(describe_jira_error(exc, f"project {key!r} is not visible"))
+        for key, answer in zip(keys, answers, strict=True):
+            if isinstance(answer, JIRAError):
+                problems.append(describe_jira_error(answer, f"project {key!r} is not visible"))
                 continue
-            self.catalog.projects[key] = str(project["id"])
-            have = {t["name"]: str(t["id"]) for t in project.get("issueTypes", [])}
-            for name in sorted(types):
+            self.catalog.projects[key] = str(answer["id"])
+            have = {t["name"]: str(t["id"]) for t in answer.get("issueTypes", [])}
+            for name in sorted(projects[key]):
                 if name in have:
                     self.catalog.issue_types[(key, name)] = have[name]
                 else:

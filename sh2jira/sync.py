@@ -353,6 +353,12 @@ class Syncer:
         search index's lag, so a change is seen at least once (twice is harmless: the ledger holds the state)."""
         if not self.opt.from_jira or self.opt.dry_run:
             return
+        if self.catchup.none_since is not None:
+            # This cycle's full rebuild found no sh2jira issue in Jira (a first install): every issue there now
+            # was created since, by this cycle, and the next search starts from the rebuild (less the overlap).
+            # At a real site's ~1 s a search, that is a second off the first backfill.
+            self.ledger.set_cursor("jira:updated", iso(self.catchup.none_since))
+            return
         now = self.now()
         stored = parse_iso(self.ledger.cursor("jira:updated") or "")
         start = stored - self.opt.jira_overlap if stored else now - self.opt.lookback

@@ -222,6 +222,7 @@ def test_closure_search_skips_the_issues_this_cycle_created(world: FaultWorld) -
     it just created when it looks for issues resolved in Jira; a resolved one is still found."""
     world.sandbox.jira_app.set_latency(61)
     syncer = world.syncer()
+    syncer.ledger.set_cursor("jira:complete", iso(datetime.fromtimestamp(world.clock(), UTC)))  # up to date
     found: list[tuple[str, int]] = []
     search = syncer.sink.search
 
@@ -241,6 +242,39 @@ def test_closure_search_skips_the_issues_this_cycle_created(world: FaultWorld) -
         found.clear()
         report = world.syncer().run_cycle()
         assert report.from_jira == 1
+    finally:
+        world.sandbox.jira_app.set_latency(0)
+
+
+def test_first_install_skips_the_closure_search_and_the_next_cycle_sees_a_resolve(world: FaultWorld) -> None:
+    """A first cycle whose rebuild found no sh2jira issue in Jira has nothing to close from Jira: it spends no
+    search on it (a second at a real site). An issue resolved right after is found by the next cycle's search,
+    which starts from the rebuild (less the overlap); with an issue already in Jira, the search runs as before."""
+    world.sandbox.jira_app.set_latency(61)
+    syncer = world.syncer()
+    queries: list[str] = []
+    search = syncer.sink.search
+
+    def spy(jql: str, *args: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        queries.append(jql)
+        return search(jql, *args, **kwargs)
+
+    syncer.sink.search = spy  # type: ignore[method-assign]
+    try:
+        assert syncer.run_cycle().created == N
+        assert [q for q in queries if "CHANGED" in q] == []
+        key = world.issues()[0]["key"]
+        world.sandbox.jira_app.transition_issue(key, "Done", resolution="Done")
+        world.clock.advance(60)
+        assert world.syncer().run_cycle().from_jira == 1
+        assert [f["Workflow"]["Status"] for f in world.findings()].count("RESOLVED") == 1
+        for suffix in ("", "-wal", "-shm"):  # lost: the rebuild now finds issues, so the closure search runs
+            Path(f"{world.tmp / 'ledger.sqlite3'}{suffix}").unlink(missing_ok=True)
+        queries.clear()
+        again = world.syncer()
+        again.sink.search = spy  # type: ignore[method-assign]
+        again.run_cycle()
+        assert [q for q in queries if "CHANGED" in q]
     finally:
         world.sandbox.jira_app.set_latency(0)
 
