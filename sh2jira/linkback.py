@@ -294,12 +294,16 @@ class LinkBackWriter:
         next page starts ("" once the end is reached). Entries already handed over are skipped; while the cycle
         runs a scope whose drain is full, or whose account/region failed this cycle, waits for the next sweep,
         and at `final` the scan waits for room instead."""
-        pending = self.ledger.pending_linkbacks(after=after, limit=SCAN_PAGE)
-        if not pending:
+        keys = self.ledger.pending_linkback_keys(after=after, limit=SCAN_PAGE)
+        if not keys:
             return ""
-        if self.queue is not None:
-            waiting = self.queue.waiting("linkback", [e.key for e in pending])
-            pending = [e for e in pending if e.key not in waiting]
+        drains = list(self._drains.values())  # what a drain already holds is not read again: the scan runs on
+        unheld = [k for k in keys if not any(k in d.entries for d in drains)]  # every page written
+        if self.queue is not None and unheld:
+            waiting = self.queue.waiting("linkback", unheld)
+            unheld = [k for k in unheld if k not in waiting]
+        found = self.ledger.get(unheld) if unheld else {}
+        pending = [found[k] for k in unheld if k in found and found[k].linkback_pending]
         down = set(getattr(self.hub, "unavailable", {})) if not final else set()
         by_scope: dict[str, list[Entry]] = defaultdict(list)
         for e in pending:
@@ -321,7 +325,7 @@ class LinkBackWriter:
                         drain.cond.wait(timeout=0.5)
                 if not final and fresh and drain.room() > 0:
                     drain.offer(fresh[: drain.room()])
-        return pending[-1].key if len(pending) >= SCAN_PAGE else ""
+        return keys[-1] if len(keys) >= SCAN_PAGE else ""
 
     def _loop(self) -> None:
         try:

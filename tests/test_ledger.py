@@ -41,12 +41,15 @@ def test_linkback_bookkeeping_never_overwrites_a_newer_issue(new_ledger: Any) ->
                                                                            linkback_pending=True)])
     assert [e.key for e in ledger.pending_linkbacks()] == ["k0001", "k0002"]
     assert [e.key for e in ledger.pending_linkbacks(after="k0001")] == ["k0002"]
+    assert ledger.pending_linkback_keys() == ["k0001", "k0002"]
+    assert ledger.pending_linkback_keys(after="k0001", limit=5) == ["k0002"]
+    assert ledger.pending_linkback_keys(limit=1) == ["k0001"]
     ledger.linkback_done([("k0001", "SEC-1", OPEN), ("k0002", "SEC-99", OPEN)])  # SEC-99 is stale: not applied
     assert [e.key for e in ledger.pending_linkbacks()] == ["k0002"]
     assert ledger.get(["k0001"])["k0001"].linkback_issue == "SEC-1"
     assert ledger.linkback_failed(["k0002"], give_up_after=2) == []
     assert ledger.linkback_failed(["k0002"], give_up_after=2) == ["k0002"]
-    assert ledger.pending_linkbacks() == []
+    assert ledger.pending_linkbacks() == [] and ledger.pending_linkback_keys() == []
 
 
 def test_cursor_and_reopen(new_ledger: Any) -> None:

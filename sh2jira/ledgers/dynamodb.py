@@ -150,13 +150,17 @@ class DynamoLedger:
 
     def pending_linkbacks(self, after: str = "", limit: int = 1000) -> list[Entry]:
         """Pending link-backs in key order after `after` (the sparse `linkback` index is ordered by key)."""
-        if after:
-            keys = self._query_keys("linkback", "lbq = :one AND #k > :after", {":one": {"S": "1"},
-                                    ":after": {"S": after}}, {"#k": "key"}, limit=limit)
-        else:  # an empty string cannot be compared with an index key
-            keys = self._query_keys("linkback", "lbq = :one", {":one": {"S": "1"}}, limit=limit)
+        keys = self.pending_linkback_keys(after, limit)
         entries = self._entries(keys, absent_is_known=False)
         return [entries[k] for k in sorted(keys) if k in entries and entries[k].linkback_pending]
+
+    def pending_linkback_keys(self, after: str = "", limit: int = 1000) -> list[str]:
+        """The keys alone, from the keys-only index: no item is read."""
+        if after:
+            return self._query_keys("linkback", "lbq = :one AND #k > :after", {":one": {"S": "1"},
+                                    ":after": {"S": after}}, {"#k": "key"}, limit=limit)
+        # an empty string cannot be compared with an index key
+        return self._query_keys("linkback", "lbq = :one", {":one": {"S": "1"}}, limit=limit)
 
     def count(self) -> int:
         return self._count("by_state")

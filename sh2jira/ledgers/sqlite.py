@@ -177,6 +177,13 @@ class SqliteLedger:
                 "ORDER BY key LIMIT ?", (after, limit)).fetchall()
             return [layout.decode(r, self._strings, db) for r in rows]
 
+    def pending_linkback_keys(self, after: str = "", limit: int = 1000) -> list[str]:
+        """The keys alone (nothing decoded): the link-back scan hands over only entries no drain holds yet."""
+        with self._lock:
+            return [r[0] for r in self._conn().execute(
+                "SELECT key FROM entries WHERE linkback_pending = 1 AND key > ? ORDER BY key LIMIT ?",
+                (after, limit))]
+
     def linkback_done(self, done: Iterable[tuple[str, str, str]]) -> None:
         """Mark (key, issue_key, state) written — only where the entry still names that issue in that state, so a
         concurrent change made by the main loop (a new issue, a closure) keeps its own pending write."""

@@ -305,7 +305,7 @@ class SecurityHubApp:
         with self._lock:
             if cached:
                 reads = reads_of(filters, [path for path, _ in fields])
-                chunk, next_after = self.index.page(digest, reads, lambda: self._reachable(caller), predicate, key,
+                chunk, next_after = self.index.page(digest, reads, self._reachable_stores(caller), predicate, key,
                                                     descending, after, limit)
             else:
                 matching = [sf for sf in self._reachable(caller) if predicate(sf.doc)]
@@ -337,8 +337,8 @@ class SecurityHubApp:
         def reject(ident: dict[str, str], code: str, message: str) -> None:
             unprocessed.append({"FindingIdentifier": ident, "ErrorCode": code, "ErrorMessage": message})
 
+        wrote: list[StoredFinding] = []
         with self._lock:
-            self.index.written(update)
             stores = self._reachable_stores(caller)
             for ident in identifiers:
                 if fault is not None and (fault.ids is None or ident["Id"] in fault.ids):
@@ -349,13 +349,16 @@ class SecurityHubApp:
                 if not matches:
                     reject(ident, "FindingNotFound", "Finding not found")
                     continue
+                before = [sf.doc for sf in matches]
                 errors = [err for sf in matches if (err := apply_update(sf, update, now)) is not None]
+                wrote += [sf for sf, doc in zip(matches, before, strict=True) if sf.doc is not doc]
                 if errors:
                     reject(ident, *errors[0])
                     continue
                 processed.append({"Id": ident["Id"], "ProductArn": ident["ProductArn"]})
                 for sf in matches:
                     self._emit(sf)
+            self.index.written(update, wrote)
         return {"ProcessedFindings": processed, "UnprocessedFindings": unprocessed}
 
     @staticmethod

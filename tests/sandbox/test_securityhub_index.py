@@ -49,10 +49,11 @@ def _session(app: SecurityHubApp, docs: list[dict[str, Any]]) -> list[Any]:
                               aws_access_key_id=launch.ACCESS_KEY, aws_secret_access_key=launch.SECRET_KEY)
 
         def write(page: int) -> None:
-            ids = [{"Id": d["Id"], "ProductArn": d["ProductArn"]} for d in rng.sample(mine, 12)]
+            ids = [{"Id": d["Id"], "ProductArn": d["ProductArn"]} for d in rng.sample(mine, 16)]
             client.batch_update_findings(FindingIdentifiers=ids[:8], Workflow={"Status": "NOTIFIED"},
                                          UserDefinedFields={"sh2jira_status": "open"})
-            client.batch_update_findings(FindingIdentifiers=ids[8:], Severity={"Label": "INFORMATIONAL"})
+            client.batch_update_findings(FindingIdentifiers=ids[8:12], Severity={"Label": "INFORMATIONAL"})
+            client.batch_update_findings(FindingIdentifiers=ids[12:], Severity={"Label": "HIGH"})  # some join
             if page == 2:
                 client.batch_update_findings(FindingIdentifiers=ids[:3], Workflow={"Status": "RESOLVED"})
 
@@ -102,4 +103,10 @@ def test_a_large_store_is_paged_from_one_order_per_query() -> None:
         assert app.index.rebuilds == 1
         open_query = {"UserDefinedFields": [{"Key": "sh2jira_status", "Value": "open", "Comparison": "EQUALS"}]}
         assert sum(len(p[0]) for p in _page_ids(client, open_query, 10)) == len(written)
+        assert app.index.rebuilds == 2
+        more = [{"Id": d["Id"], "ProductArn": d["ProductArn"]} for d in docs if d["Region"] == "eu-west-1"][1:300:3]
+        client.batch_update_findings(FindingIdentifiers=more[:50], UserDefinedFields={"sh2jira_status": "open"})
+        client.batch_update_findings(FindingIdentifiers=written[:20], UserDefinedFields={"sh2jira_status": "done"})
+        reread = [i for p in _page_ids(client, open_query, 10) for i in p[0]]  # joined and left, in place
+        assert sorted(reread) == sorted(w["Id"] for w in written[20:] + more[:50])
         assert app.index.rebuilds == 2
