@@ -27,7 +27,9 @@ from typing import Any
 from sh2jira.sandbox.sh_filters import FILTER_PATHS, compare_keys
 from sh2jira.sandbox.sh_store import StoredFinding
 
-MAX_CACHED_QUERIES = 8
+# A query is per caller and region: sh2jira with 8 member accounts in 3 regions reads 24 scopes side by side, and an
+# LRU smaller than that rebuilt every scope's order on every page (40,000 findings a scope at a million in all).
+MAX_CACHED_QUERIES = 64
 # Top-level document fields BatchUpdateFindings may write, by request member (sh_store.apply_update).
 WRITES = {"UserDefinedFields": "UserDefinedFields", "Workflow": "Workflow", "Note": "Note", "Severity": "Severity",
           "VerificationState": "VerificationState", "Confidence": "Confidence", "Criticality": "Criticality",
