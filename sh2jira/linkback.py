@@ -65,7 +65,7 @@ def closed_values() -> dict[str, object]:
 
 class WriteLock:
     """Who may write to a finding: the scopes' drains share it, a closure write (`with writer.lock:`) has it
-    alone. sync._write_findings takes it around "write the closure, record it", so no link-back that was in
+    alone. jira_side.write_findings takes it around "write the closure, record it", so no link-back that was in
     flight lands after the closure and undoes it; the drains of different scopes never wait for each other.
     A waiting closure write goes before new link-backs (it waits at most for the calls in flight)."""
 

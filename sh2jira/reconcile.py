@@ -150,7 +150,7 @@ class Reconciler:
 
     def _write(self, writes: list[FindingWrite], report: CycleReport) -> None:
         if writes:
-            self.syncer._write_findings(writes, report)
+            self.syncer.jira_side.write_findings(writes, report)
 
     def _close_duplicates(self, result: Audit, snap: Snapshot, report: CycleReport) -> None:
         s = self.syncer

@@ -8,9 +8,7 @@ of a region advances only after a page's writes are recorded, so a crash re-read
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -24,6 +22,7 @@ from .finding import Finding, FindingError
 from .group_sync import GroupSync
 from .groups import identity as group_identity
 from .groups import is_group_key
+from .jira_side import JiraSide
 from .jira_sink import Created, JiraSink, NoTransition
 from .lease import Lease, LeaseHeld
 from .ledger import CREATING, FAILED, OPEN, Entry, Ledger
@@ -32,16 +31,13 @@ from .ocsf import parse_any
 from .plan import (
     IDENTITY_PROPERTY,
     LINK_FIELD_STATUS,
-    MANAGED_LABEL,
     Create,
-    FindingWrite,
     IssueDraft,
     Plan,
     Transition,
     Update,
     alias_of,
     identity,
-    plan_jira_changes,
     plan_page,
 )
 from .prefetch import Ended, Failed, merged
@@ -50,11 +46,9 @@ from .retry_driver import drive as drive_retries
 from .retry_queue import RetryQueue
 from .rulebook import Rulebook, coarse_filters
 from .securityhub import (
-    SCOPE_UNAVAILABLE,
     NoScopeReadable,
     ScopeUnavailable,
     SecurityHub,
-    Unprocessed,
     changed_since_filters,
     iso,
     parse_iso,
@@ -146,6 +140,7 @@ class Syncer:
                                link_back=options.link_back != "off" and not options.dry_run)
         self.retry = RetryQueue(ledger, clock)  # failed writes wait here (retry_queue.py), never stall the cycle
         self.groups = GroupSync(self)  # grouped findings: one issue per group (groups.py)
+        self.jira_side = JiraSide(self)  # what people changed in Jira → their findings (jira_side.py)
         self.linkback = LinkBackWriter(hub, ledger, "off" if options.dry_run else options.link_back,
                                        sink.browse_url, lambda e: e.region or options.regions[0], queue=self.retry)
         self._pipe: CreatePipeline | None = None  # while the scopes are read: creates in flight across pages
@@ -187,7 +182,7 @@ class Syncer:
                 raise failure  # not one scope readable: the cycle could not run
             if not self.should_stop():
                 self.groups.flush(report)  # each group touched this cycle: its issue refreshed once
-                self._sync_jira(report)
+                self.jira_side.run(report)
             ran = True
         finally:
             self.linkback.stop()
@@ -337,103 +332,6 @@ class Syncer:
         return {"UserDefinedFields": [{"Key": LINK_FIELD_STATUS, "Value": "open", "Comparison": "EQUALS"}],
                 "WorkflowStatus": [{"Value": s, "Comparison": "EQUALS"} for s in ("RESOLVED", "SUPPRESSED")]}
 
-    def _sync_jira(self, report: CycleReport) -> None:
-        """Issues a person resolved or reopened in Jira since the cursor → their findings' workflow.
-
-        One search: `labels = sh2jira AND ((statusCategory = Done AND updated >= -Nm) OR status CHANGED AFTER
-        -Nm)`. Only the status category matters to the finding (plan_jira_changes): a resolve leaves the issue
-        done and updated within the window, a reopen is a status change out of done within the window. Issues
-        that are open and merely edited (a backfill's new issues, comments, sh2jira's own updates) are left
-        out, so the cycle after a backfill of 100k reads a page or two, not every issue just created. Both
-        flavours answer CHANGED on status from the issue's change history.
-
-        The dates are relative because JQL reads absolute dates in the user's own time zone, which sh2jira
-        cannot know. N counts from the last successful search less the overlap, by this host's clock, rounded
-        up: the overlap (closure.search_overlap_minutes) covers clock skew between this host and Jira and the
-        search index's lag, so a change is seen at least once (twice is harmless: the ledger holds the state)."""
-        if not self.opt.from_jira or self.opt.dry_run:
-            return
-        if self.catchup.none_since is not None:
-            # This cycle's full rebuild found no sh2jira issue in Jira (a first install): every issue there now
-            # was created since, by this cycle, and the next search starts from the rebuild (less the overlap).
-            # At a real site's ~1 s a search, that is a second off the first backfill.
-            self.ledger.set_cursor("jira:updated", iso(self.catchup.none_since))
-            return
-        now = self.now()
-        stored = parse_iso(self.ledger.cursor("jira:updated") or "")
-        start = stored - self.opt.jira_overlap if stored else now - self.opt.lookback
-        minutes = max(1, math.ceil((now - start).total_seconds() / 60))
-        jql = (f"labels = {MANAGED_LABEL} AND ((statusCategory = Done AND updated >= -{minutes}m) "
-               f"OR status CHANGED AFTER -{minutes}m) ORDER BY updated ASC")
-        batch: list[dict[str, Any]] = []
-        failures = 0
-        fields = ("status", "resolution", "updated", "labels", "created", "summary", "priority")
-        for issue in self.sink.search(jql, fields=fields, expand="changelog", properties=(IDENTITY_PROPERTY,)):
-            batch.append(issue)
-            if len(batch) == 100:
-                failures += self._apply_jira(batch, report)
-                batch = []
-        failures += self._apply_jira(batch, report)
-        if not failures:  # a change Security Hub refused is searched for again next cycle, never dropped
-            self.ledger.set_cursor("jira:updated", iso(now))
-
-    def _apply_jira(self, issues: list[dict[str, Any]], report: CycleReport) -> int:
-        """Write Jira-side changes to their findings; returns how many Security Hub did not take."""
-        if not issues:
-            return 0
-        report.adopted += self.catchup.adopt_found(issues)  # sh2jira issues the ledger did not know (free)
-        by_issue = self.ledger.by_issue(str(i.get("key")) for i in issues)
-        writes = plan_jira_changes(issues, by_issue, set(self.opt.suppress_resolutions))
-        return self._write_findings(self.groups.expand(writes), report)  # a group issue's → its members'
-
-    def _write_findings(self, writes: list[FindingWrite], report: CycleReport) -> int:
-        """Write Jira-side closures and reopens to their findings, 100 per call where the values are shared;
-        returns how many wait for their account/region (those keep the Jira cursor where it is). A write
-        Security Hub refuses for the finding itself is queued for a retry (retry_queue), so one finding never
-        holds the cursor back."""
-        waiting = self.retry.waiting("finding_write", [w.entry.key for w in writes]) if writes else {}
-        groups: dict[tuple[str, str], list[FindingWrite]] = {}
-        for w in writes:
-            if w.entry.key in waiting:
-                continue  # an earlier failure of this write is backing off: the queue retries it
-            region = w.entry.region or self.opt.regions[0]
-            groups.setdefault((region, json.dumps(w.values, sort_keys=True)), []).append(w)
-        failures = 0
-        for (region, _), group in groups.items():
-            ids = [{"Id": w.entry.finding_id, "ProductArn": w.entry.product_arn} for w in group]
-            before = self.ledger.get(w.entry.key for w in group)
-            with self.linkback.lock:  # no in-flight link-back may land after this write and undo it
-                try:
-                    unprocessed = self.hub.update(region, ids, group[0].values)
-                except Exception as exc:
-                    if not is_item_failure(exc):
-                        raise
-                    unprocessed = [Unprocessed(i["Id"], i["ProductArn"], type(exc).__name__, item_error(exc))
-                                   for i in ids]
-                failed = {(u.id, u.product_arn): u for u in unprocessed}
-                ok = [w for w in group if (w.entry.finding_id, w.entry.product_arn) not in failed]
-                self.ledger.put(w.entry for w in ok)
-            self.retry.succeeded("finding_write", [w.entry.key for w in ok])
-            for w in group:
-                u = failed.get((w.entry.finding_id, w.entry.product_arn))
-                if u is None:
-                    continue
-                msg = f"finding {u.id}: Jira-side change not written to Security Hub: {u.code} {u.message}"
-                report.errors.append(msg)
-                if u.code == SCOPE_UNAVAILABLE:
-                    log.error("%s", msg, extra={"finding_id": u.id})
-                    failures += 1
-                    continue
-                old = before.get(w.entry.key)
-                self.retry.failed("finding_write", w.entry, msg, region=region, payload={
-                    "values": dict(w.values), "state": w.entry.state, "kind": w.kind,
-                    "from_state": old.state if old else ""})
-            report.from_jira += len(ok)
-            for w in ok:
-                log.info("finding %s set %s from Jira issue %s", w.entry.finding_id, w.kind, w.entry.issue_key,
-                         extra={"finding_id": w.entry.finding_id, "issue_key": w.entry.issue_key})
-        return failures
-
     def _parse(self, page: Iterable[Any], report: CycleReport) -> list[Finding]:
         findings = []
         for raw in page:
@@ -488,7 +386,7 @@ class Syncer:
             self._wait_for_age(plan, region)
         self.ledger.put(e if e.region else e.with_(region=region, changed_at=e.changed_at) for e in plan.entries)
         if plan.finding_writes:
-            self._write_findings(plan.finding_writes, report)
+            self.jira_side.write_findings(plan.finding_writes, report)
         plan = self._held_back(plan)
         if plan.creates:
             self._create(plan, region, report)

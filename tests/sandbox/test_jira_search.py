@@ -193,7 +193,7 @@ def test_changed_is_answered_from_the_status_history_in_both_flavours(jira_sandb
         f'status CHANGED BY "{by}"': ["SEC-1", "SEC-2"],
         "resolution CHANGED FROM Done TO EMPTY": ["SEC-2"],
         "NOT status CHANGED": ["SEC-3"],
-        # the closure search of sync._sync_jira: done and touched, or moved (e.g. out of done) in the window
+        # the closure search of jira_side.JiraSide.run: done and touched, or moved (e.g. out of done) in the window
         "labels = hist AND ((statusCategory = Done AND updated >= -15m) OR status CHANGED AFTER -15m)": ["SEC-2"],
         "labels = hist AND ((statusCategory = Done AND updated >= -1h) OR status CHANGED AFTER -1h)":
             ["SEC-1", "SEC-2"],
