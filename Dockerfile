@@ -25,7 +25,8 @@ RUN /opt/venv/bin/pip install --no-deps -c constraints.txt . \
 # ---- final: the venv and a non-root user; no pip, no setuptools, no source tree, no build tools ----
 FROM python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PATH=/opt/venv/bin:$PATH \
-    SH2JIRA_CONFIG=/etc/sh2jira/config.yaml SH2JIRA_METRICS_PORT=9464 SH2JIRA_METRICS_HOST=0.0.0.0
+    SH2JIRA_CONFIG=/etc/sh2jira/config.yaml SH2JIRA_METRICS_PORT=9464 SH2JIRA_METRICS_HOST=0.0.0.0 \
+    MALLOC_ARENA_MAX=2
 RUN python -m pip uninstall --yes pip setuptools wheel \
  && useradd --system --uid 10001 --home-dir /var/lib/sh2jira --create-home sh2jira \
  && mkdir -p /etc/sh2jira && chown sh2jira /var/lib/sh2jira

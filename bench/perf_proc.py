@@ -65,6 +65,7 @@ def run_sh2jira(args: Sequence[str], *, env: dict[str, str], workdir: Path, time
         cmd += ["--whatif", ",".join(whatif)]
     cmd += ["--", *args]
     child_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(ROOT), "LANG": "C.UTF-8",
+                 "MALLOC_ARENA_MAX": "2",  # as the container image sets it (Dockerfile)
                  **env}
     with open(log_path, "wb") as log:
         started = time.perf_counter()
