@@ -213,11 +213,22 @@ def build_syncer(cfg: Config, *, dry_run: bool = False, out: TextIO | None = Non
     """Everything a cycle needs, checked: the secret, Jira's projects/types/priorities, the member accounts'
     roles and (with aggregation) the finding aggregator, the ledger."""
     token = jira_token(cfg, environ, session)
-    try:
-        sink = open_jira(cfg, token, metrics=metrics, policy=retry_policy)
-        hub = open_hub(cfg, session, metrics, pacer=pacer)
-    except (JiraSetupError, HubSetupError) as exc:
-        raise SetupError(str(exc)) from None
+    # Jira's start-up calls (about a second each at a real site) and Security Hub's (AssumeRole per account, a client
+    # per scope) go side by side; Jira's failure is the one reported when both fail, as when they ran in turn.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sh2jira-open-hub") as pool:
+        opening = pool.submit(open_hub, cfg, session, metrics, pacer=pacer)
+        try:
+            sink = open_jira(cfg, token, metrics=metrics, policy=retry_policy)
+        except JiraSetupError as exc:
+            opening.exception()  # wait for it: nothing is left running behind a failed start
+            raise SetupError(str(exc)) from None
+        except BaseException:
+            opening.exception()
+            raise
+        try:
+            hub = opening.result()
+        except HubSetupError as exc:
+            raise SetupError(str(exc)) from None
     ledger = open_ledger(cfg, dry_run=dry_run, session=session)
     lease = None if dry_run else Lease(ledger, ttl=cfg.ledger.lease_ttl(), clock=clock)
     return Syncer(cfg.rulebook, open_sources(cfg, hub, ledger), sink, ledger,  # type: ignore[arg-type]
